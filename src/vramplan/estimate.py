@@ -1,0 +1,143 @@
+"""Scenario -> Estimate: resolve model, hardware and engine, collect memory terms, total them per device.
+
+The output dict is exactly SCENARIO.md's `--json` object (plus the documented extensions `host_bytes` and
+`breakdown[].level/low_bytes/high_bytes`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from vramplan import __version__
+from vramplan.dtypes import parse_weights
+from vramplan.errors import ScenarioError
+from vramplan.hardware.gpus import GPU, get_gpu
+from vramplan.memory.engines import CUDA_CONTEXT_HIGH, CUDA_CONTEXT_LOW, EngineProfile, engine_profile
+from vramplan.memory.placement import Placement, split_layers
+from vramplan.memory.terms import ALLOCATED, DEVICE, HOST, RESERVED, Term
+from vramplan.models.resolve import resolve_model
+from vramplan.models.spec import ModelSpec
+from vramplan.scenario import Scenario
+
+ORDER = ("weights", "weights_quantized", "weights_16bit", "weights_extra", "offload_buffer", "gradients",
+         "master_weights", "optimizer_states", "lora_adapters", "kv_cache", "activations", "logits", "gathered_params",
+         "comm_buffers", "workspace", "allocator_reserve", "cuda_context")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """Everything an estimate needs, resolved once: the filled-in scenario, model, devices and engine."""
+
+    scenario: Scenario
+    spec: ModelSpec
+    gpus: tuple[GPU, ...]
+    engine: EngineProfile
+
+
+def resolve(s: Scenario, *, allow_hub: bool = False) -> Resolved:
+    """Fill every default of `s` (weights from the checkpoint, compute dtype from the GPU, attention from the
+    engine) and resolve model and GPUs."""
+    spec = resolve_model(s.model, allow_hub=allow_hub)
+    gpus = tuple(get_gpu(g) for g in s.gpu_names)
+    engine = engine_profile(s.engine)
+    compute = s.compute_dtype or ("bf16" if all(g.supports_bf16 or g.kind != "gpu" for g in gpus) else "fp16")
+    weights = s.weights or spec.default_weights
+    if s.offload_layers > spec.num_layers:
+        raise ScenarioError("offload_layers", s.offload_layers,
+                            message=f"model has {spec.num_layers} layers; offload_layers must be ≤ {spec.num_layers}")
+    filled = dataclasses.replace(s, weights=weights, compute_dtype=compute,
+                                 attention=s.attention or engine.default_attention)
+    return Resolved(filled, spec, gpus, engine)
+
+
+def _placement(r: Resolved) -> Placement:
+    s = r.scenario
+    tp = s.parallel.tp
+    if tp > 1:
+        stages = split_layers(r.spec.num_layers, [1] * (s.num_devices // tp), s.offload_layers)
+        return Placement(stages.layers, stages.cpu_layers, tp)
+    caps = [g.capacity_bytes for g in r.gpus]
+    return split_layers(r.spec.num_layers, caps, s.offload_layers)
+
+
+def _device_terms(r: Resolved, device_count: int) -> list[Term]:
+    """Per-device runtime overheads outside the allocator: the CUDA context (not on CPU / Apple unified memory)."""
+    out = []
+    for d in range(device_count):
+        if r.gpus[d].kind in ("gpu", "custom"):
+            out.append(Term("cuda_context", r.engine.context_bytes, "CUDA context + kernel images (nvidia-smi only)",
+                            "ollama discover/gpu.go 457 MiB; fitcheck T4 133-147 MiB; eager loading ~1.3 GiB",
+                            DEVICE, d, CUDA_CONTEXT_LOW, CUDA_CONTEXT_HIGH))
+    return out
+
+
+def terms_for(r: Resolved) -> list[Term]:
+    """Every memory term of the scenario, on every device."""
+    s = r.scenario
+    layout = parse_weights(s.weights, compute_dtype=s.compute_dtype, spec=r.spec)
+    if s.task == "training":
+        from vramplan.memory.training import training_terms
+
+        terms = training_terms(r.spec, s, layout, r.engine)
+        devices = s.num_devices
+    else:
+        from vramplan.memory.inference import inference_terms
+
+        placement = _placement(r)
+        terms = inference_terms(r.spec, s, layout, r.engine, placement)
+        if placement.tp > 1:  # every tensor-parallel rank of a stage holds the same bytes
+            terms = [t.on(stage * placement.tp + rank) for t in terms for stage in [t.device]
+                     for rank in range(placement.tp)]
+        devices = placement.num_devices * placement.tp
+    terms += _device_terms(r, devices)
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(terms, key=lambda t: (t.device, rank.get(t.name, len(ORDER))))
+
+
+def _totals(terms: list[Term]) -> dict[str, int]:
+    alloc = sum(t.bytes for t in terms if t.level == ALLOCATED)
+    reserved = alloc + sum(t.bytes for t in terms if t.level == RESERVED)
+    device = reserved + sum(t.bytes for t in terms if t.level == DEVICE)
+    return {"allocated_bytes": alloc, "reserved_bytes": reserved, "device_bytes": device}
+
+
+def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) -> dict[str, Any]:
+    """The SCENARIO.md estimate for one scenario (a Scenario or a raw mapping, validated here)."""
+    s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+    r = resolve(s, allow_hub=allow_hub)
+    all_terms = terms_for(r)
+    host_terms = [t for t in all_terms if t.level == HOST]
+    terms = [t for t in all_terms if t.level != HOST]
+    n = max(t.device for t in terms) + 1
+    devices, warnings = [], []
+    for d in range(n):
+        gpu = r.gpus[d] if d < len(r.gpus) else r.gpus[-1]
+        tot = _totals([t for t in terms if t.device == d])
+        cap = gpu.usable_bytes
+        devices.append({"index": d, "gpu": gpu.name, "capacity_bytes": cap, **tot,
+                        "fits": tot["device_bytes"] <= cap, "headroom_bytes": cap - tot["device_bytes"]})
+        if gpu.usable_fraction < 1:
+            warnings.append(f"device {d} ({gpu.name}): capacity is {gpu.usable_fraction:.0%} of unified memory "
+                            "(the GPU's default wired-memory limit)")
+    busiest = max(devices, key=lambda x: x["device_bytes"])
+    b_terms = [t for t in terms if t.device == busiest["index"]]
+    peak = {k: busiest[k] for k in ("allocated_bytes", "reserved_bytes", "device_bytes")}
+    total = {k: sum(dv[k] for dv in devices) for k in peak}
+    out = {
+        "vramplan_version": __version__,
+        "scenario": r.scenario.to_dict(),
+        "model": {"name": r.spec.name, "params": r.spec.params, "active_params": r.spec.active_params,
+                  "source": r.spec.source},
+        "devices": devices,
+        "peak": peak,
+        "sum": total,
+        "range": {"low_bytes": sum(t.low_bytes for t in b_terms), "high_bytes": sum(t.high_bytes for t in b_terms)},
+        "breakdown": [t.to_dict() for t in b_terms],
+        "fits": all(dv["fits"] for dv in devices),
+        "warnings": warnings,
+    }
+    if host_terms:
+        out["host_bytes"] = sum(t.bytes for t in host_terms)
+        out["host_breakdown"] = [t.to_dict() for t in host_terms]
+    return out

@@ -1,0 +1,95 @@
+"""Engine profiles: how each runtime allocates, as data with sources (STYLE.md: no `if engine == …` elsewhere).
+
+Every field is a behaviour that changes a memory term; `sources` names where each one comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vramplan.units import MIB
+
+# CUDA context + kernel images as nvidia-smi shows them, outside PyTorch's allocator. Central value: Ollama's
+# per-GPU minimum (ollama discover/gpu.go, 457 MiB). Low end: fitcheck's measurement on a T4 with lazy module
+# loading (133-147 MiB, notes/field_survey.md §3.1). High end: eager module loading (CUDA < 11.7 or
+# CUDA_MODULE_LOADING=EAGER) loads every kernel image, ~1.3 GiB on Ampere (notes/trace_feasibility.md §5 "several
+# hundred MB, depending on GPU and driver").
+CUDA_CONTEXT_BYTES = 457 * MIB
+CUDA_CONTEXT_LOW = 133 * MIB
+CUDA_CONTEXT_HIGH = 1300 * MIB
+# cuBLAS workspace PyTorch allocates through its caching allocator on first GEMM: default CUBLAS_WORKSPACE_CONFIG
+# ":4096:2:16:8" = 2×4 MiB + 8×16 KiB (aten/src/ATen/cuda/CublasHandlePool.cpp, getChosenWorkspaceSize); Hopper
+# uses 32 MiB (same file, sm90 branch).
+CUBLAS_WORKSPACE_BYTES = 8 * MIB + 8 * 16 * 1024
+# Caching-allocator overhead on transient (activation / cache) memory: fitcheck measured reserved/allocated
+# 7-49% (notes/field_survey.md §3.1); 10% central, 0-50% band.
+FRAGMENTATION = 0.10
+FRAGMENTATION_HIGH = 0.50
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """Allocation behaviour of one runtime. Fields default to HF transformers + PyTorch behaviour."""
+
+    name: str
+    default_attention: str = "sdpa"
+    kv_cache: str = "dynamic"  # dynamic: grows per token (torch.cat); static: preallocated for prompt+new
+    logits_tokens: str = "last"  # prefill logits for the last token only, or "all" prompt tokens
+    logits_fp32: bool = True  # logits upcast to fp32 before sampling
+    mla_latent_cache: bool = False  # MLA caches the compressed latent (vLLM/SGLang) vs decompressed K/V (HF)
+    sliding_window_cache: bool = True  # sliding-window layers keep only `window` tokens
+    offloaded_kv_on_gpu: bool = True  # KV of CPU-offloaded layers stays on the GPU (accelerate hooks)
+    one_layer_activations: bool = True  # prefill transients of one block at a time
+    torch_allocator: bool = True  # reserved > allocated through PyTorch's caching allocator
+    context_bytes: int = CUDA_CONTEXT_BYTES
+    workspace_bytes: int = CUBLAS_WORKSPACE_BYTES
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+_HF = "transformers v4.56 generation/utils.py (logits_to_keep=1 in prefill; next_token_logits .float()), " \
+      "cache_utils.py DynamicCache/DynamicSlidingWindowLayer"
+
+ENGINES: dict[str, EngineProfile] = {
+    "transformers": EngineProfile("transformers", sources={"kv_cache": _HF, "logits": _HF,
+                                                           "attention": "transformers attn_implementation default "
+                                                                        "'sdpa' (modeling_utils.py)",
+                                                           "mla": "modeling_deepseek_v3.py caches key_states/"
+                                                                  "value_states after kv_b_proj"}),
+    # "Simple sum" engine for reference code (facebookresearch/llama model.py): cache preallocated for
+    # max_batch_size × max_seq_len, output computed for the last position, eager attention.
+    "generic": EngineProfile("generic", default_attention="eager", kv_cache="static", logits_fp32=False,
+                             sources={"kv_cache": "facebookresearch/llama llama/model.py Attention.cache_k "
+                                                  "(max_batch_size, max_seq_len)",
+                                      "logits": "llama/model.py Transformer.forward output(h[:, -1, :])"}),
+    "litgpt": EngineProfile("litgpt", kv_cache="static", logits_fp32=False,
+                            sources={"kv_cache": "litgpt model.py KVCache preallocated by set_kv_cache(max_seq_length)",
+                                     "logits": "litgpt generate/base.py next_token: logits of the last position"}),
+    "torchtune": EngineProfile("torchtune", kv_cache="static", logits_fp32=False,
+                               sources={"kv_cache": "torchtune modules/kv_cache.py KVCache preallocated by "
+                                                    "setup_caches(max_seq_len)"}),
+    "vllm": EngineProfile("vllm", default_attention="flash", kv_cache="static", mla_latent_cache=True,
+                          sources={"mla": "vllm attention/backends/mla: latent kv_lora_rank + rope cache"}),
+    "sglang": EngineProfile("sglang", default_attention="flash", kv_cache="static", mla_latent_cache=True,
+                            sources={"mla": "sglang mem_cache/memory_pool.py MLATokenToKVPool"}),
+    "tensorrt-llm": EngineProfile("tensorrt-llm", default_attention="flash", kv_cache="static",
+                                  mla_latent_cache=True, torch_allocator=False),
+    "exllamav2": EngineProfile("exllamav2", default_attention="flash", kv_cache="static", logits_fp32=True,
+                               sources={"kv_cache": "exllamav2 cache.py ExLlamaV2Cache preallocates max_seq_len"}),
+    "llama.cpp": EngineProfile("llama.cpp", default_attention="flash", kv_cache="static", logits_fp32=True,
+                               mla_latent_cache=True, offloaded_kv_on_gpu=False, torch_allocator=False,
+                               workspace_bytes=0,
+                               sources={"kv_cache": "llama.cpp src/llama-kv-cache.cpp allocates n_ctx cells up front",
+                                        "offload": "llama.cpp: KV of layers not offloaded with -ngl stays in host "
+                                                   "memory"}),
+    "ollama": EngineProfile("ollama", default_attention="flash", kv_cache="static", mla_latent_cache=True,
+                            offloaded_kv_on_gpu=False, torch_allocator=False, workspace_bytes=0,
+                            sources={"context": "ollama discover/gpu.go 457 MiB minimum per GPU"}),
+    "deepspeed": EngineProfile("deepspeed"),
+    "fsdp": EngineProfile("fsdp"),
+    "megatron": EngineProfile("megatron", default_attention="flash"),
+}
+
+
+def engine_profile(name: str) -> EngineProfile:
+    """The profile of a validated engine name."""
+    return ENGINES[name]

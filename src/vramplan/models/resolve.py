@@ -1,0 +1,62 @@
+"""Scenario `model` -> ModelSpec: a catalog name/HF id, a local path (dir, config.json), or an inline object.
+
+The hub is used only when asked (`allow_hub=True`, CLI `--hub`), through `vramplan.models.hub`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vramplan.errors import FileFormatError, ModelNotFoundError
+from vramplan.models import catalog
+from vramplan.models.config import spec_from_config
+from vramplan.models.spec import ModelSpec
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a config.json larger than this is not a config
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise FileFormatError(str(path), f"larger than {MAX_CONFIG_BYTES} bytes; not a config.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FileFormatError(str(path), f"not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise FileFormatError(str(path), "config.json is not a JSON object")
+    return data
+
+
+def _from_path(path: Path) -> ModelSpec:
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(str(path), [f"{path}/config.json (missing)"])
+        return spec_from_config(_read_config(path / "config.json"), name=path.name, source="local")
+    if path.suffix == ".json":
+        return spec_from_config(_read_config(path), name=path.parent.name or path.stem, source="local")
+    raise FileFormatError(str(path), "expected a model directory or config.json")
+
+
+def resolve_model(model: Any, *, allow_hub: bool = False) -> ModelSpec:
+    """Resolve the scenario's `model` field. Raises ModelNotFoundError (exit 3) saying where it looked."""
+    if isinstance(model, dict):
+        return spec_from_config(model, name=str(model.get("name", "inline")), source="inline")
+    name = str(model)
+    entry = catalog.find(name)
+    if entry is not None:
+        return entry.spec()
+    path = Path(name).expanduser()
+    if path.exists():
+        return _from_path(path)
+    looked = ["catalog (vramplan models)", f"path {path}"]
+    if allow_hub and "/" in name:
+        from vramplan.models import hub
+
+        return hub.spec_from_hub(name)
+    hint = catalog.suggestions(name)
+    looked.append("hub (not asked: pass --hub)" if "/" in name else "hub (not an org/name id)")
+    if hint:
+        looked.append(f"did you mean: {', '.join(hint)}")
+    raise ModelNotFoundError(name, looked)
