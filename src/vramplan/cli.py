@@ -1,76 +1,88 @@
 """Command line: a thin shell over vramplan's Python API (parse input, call, render).
 
-Heavy modules are imported inside each command so `vramplan --help` and `vramplan estimate … --json` start fast.
+argparse keeps start-up fast (`vramplan estimate … --json` < 0.3 s); every scenario field is a flag of the same name
+(`_` as `-`), built from the Scenario dataclass so the CLI can never drift from SCENARIO.md. Heavy modules are
+imported inside each command.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
-
-import typer
+from typing import Any
 
 from vramplan import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="How much GPU memory an LLM needs, whether it fits, and how fast it runs.\n\n"
-                       "Examples:\n\n"
-                       "  vramplan estimate llama-2-7b --weights int8 --gpu RTX-3090\n\n"
-                       "  vramplan estimate llama-3.1-8b --task training --method qlora --weights nf4 --json\n\n"
-                       "  vramplan models            # the offline catalog\n\n"
-                       "  vramplan gpus              # GPUs and their capacities")
-
-EXAMPLES = """Examples:
-
+DESCRIPTION = "How much GPU memory an LLM needs, whether it fits, and how fast it runs."
+EXAMPLES = """examples:
   vramplan estimate llama-2-7b --weights int8 --gpu RTX-3090
-
   vramplan estimate qwen2.5-7b-instruct --prompt-tokens 30720 --new-tokens 2048 --json
-
-  vramplan estimate llama-2-70b --weights gptq-int4 --gpus RTX-3090,RTX-3090 --engine llama.cpp
-
+  vramplan estimate llama-2-70b --weights gptq-int4 --gpus RTX-3090,RTX-3090,RTX-4090
   vramplan estimate llama-2-7b --task training --method qlora --weights nf4 --optimizer paged-adamw-8bit
+  vramplan estimate --scenario scenarios.jsonl --json     # one estimate per line
+  vramplan models | vramplan gpus
 
-  vramplan estimate --scenario scenarios.jsonl --json     # one estimate per line"""
+exit codes: 0 ok, 1 estimated but does not fit (or a batch line failed), 2 bad input, 3 model not found/readable"""
+
+# More subcommands: module `vramplan.commands.<name>` with `register(subparsers)` that only adds its parser (no heavy
+# imports at registration) and sets `func`.
+COMMANDS: tuple[str, ...] = ()
+
+# Scenario fields given as nested objects get dotted sub-flags too (--lora-rank, --tp …).
+SUB_FLAGS = {"lora_rank": ("lora", "rank", int), "lora_alpha": ("lora", "alpha", float),
+             "lora_targets": ("lora", "targets", str), "strategy": ("parallel", "strategy", str),
+             "tp": ("parallel", "tp", int), "pp": ("parallel", "pp", int),
+             "cpu_offload": ("parallel", "cpu_offload", str)}
+FIELD_HELP = {
+    "task": "inference | training", "weights": "fp16, bf16, int8, nf4, nf4-dq, gptq-int4[-g128], awq-int4, "
+    "gguf-Q4_K_M, mxfp4 … (default: the checkpoint's)", "compute_dtype": "fp32 | fp16 | bf16",
+    "engine": "transformers, vllm, sglang, llama.cpp, ollama, exllamav2, tensorrt-llm, torchtune, litgpt, "
+    "deepspeed, fsdp, megatron, generic", "gpu": "GPU name (see `vramplan gpus`), cpu:<chip>, or a size like 24GiB",
+    "gpus": "device count, or a comma list of GPU names", "kv_cache": "auto, fp32, fp16, bf16, fp8, int8, int4, q8_0, "
+    "q4_0", "attention": "eager | sdpa | flash", "offload_layers": "blocks kept off the GPU",
+    "method": "full | lora | qlora | freeze", "optimizer": "adamw, adamw-fused, adamw-8bit, paged-adamw, "
+    "paged-adamw-8bit, adafactor, sgd, sgd-momentum, lion, galore-adamw-8bit",
+    "precision": "bf16-mixed | fp16-mixed | bf16-true | fp32", "activation_checkpointing": "false | true | selective",
+    "lora": "JSON {rank, alpha, targets}", "parallel": "strategy name or JSON {strategy, tp, pp, cpu_offload}",
+}
 
 
-def _fail(err: Exception) -> None:
-    """Print a user error (field, value, accepted values) on stderr and exit with its code; no traceback."""
+def _fail(err: Exception) -> int:
+    """Print a user error (field, value, accepted values) on stderr; return its exit code. No traceback."""
     if os.environ.get("VRAMPLAN_DEBUG"):
         raise err
-    code = getattr(err, "exit_code", 2)
     lines = [f"error: {err}"]
     accepted = getattr(err, "accepted", None)
     for sub in getattr(err, "errors", None) or []:
-        if sub is not err and getattr(sub, "accepted", None) and sub.accepted != accepted:
+        if getattr(sub, "accepted", None) and sub.accepted != accepted:
             lines.append(f"  {sub.field} accepted: {', '.join(sub.accepted[:40])}")
     if accepted:
-        more = " …" if len(accepted) > 40 else ""
-        lines.append(f"  accepted: {', '.join(accepted[:40])}{more}")
+        lines.append(f"  accepted: {', '.join(accepted[:40])}{' …' if len(accepted) > 40 else ''}")
     lines.append("  hint: vramplan estimate --help lists every field")
-    typer.echo("\n".join(lines), err=True)
-    raise typer.Exit(code)
+    print("\n".join(lines), file=sys.stderr)
+    return getattr(err, "exit_code", 2)
 
 
 def _load_scenarios(path: Path) -> tuple[list[Any], bool]:
-    """Scenario file -> (list of mappings or per-line errors, is_batch). JSON, YAML, or JSONL (one per line)."""
+    """Scenario file -> (mappings, or per-line errors; is_batch). JSON, YAML, or JSONL (one scenario per line)."""
     from vramplan.errors import ScenarioError
 
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError("scenario", str(path), message=f"cannot read {path}: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError("scenario", str(path), message=f"cannot read {path}: {e}") from None
     if path.suffix == ".jsonl":
         out: list[Any] = []
         for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                out.append(ScenarioError("scenario", line[:40], message=f"line {i}: malformed JSON ({e.msg})"))
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    out.append(ScenarioError("scenario", line[:40], message=f"line {i}: malformed JSON ({e.msg})"))
         return out, True
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -90,149 +102,165 @@ def _load_scenarios(path: Path) -> tuple[list[Any], bool]:
     return [data], False
 
 
-def _flags(**kw: Any) -> dict[str, Any]:
-    """CLI flags -> scenario mapping (only flags the user gave)."""
-    out = {k: v for k, v in kw.items() if v is not None and k not in ("lora_rank", "lora_alpha", "lora_targets",
-                                                                         "strategy", "tp", "pp", "cpu_offload")}
-    if "gpus" in out:
-        g = out["gpus"]
-        out["gpus"] = int(g) if g.isdigit() else [x.strip() for x in g.split(",") if x.strip()]
-    lora = {k[5:]: kw[k] for k in ("lora_rank", "lora_alpha", "lora_targets") if kw.get(k) is not None}
-    if "targets" in lora and lora["targets"] != "all-linear":
-        lora["targets"] = [t.strip() for t in lora["targets"].split(",") if t.strip()]
-    if lora:
-        out["lora"] = lora
-    par = {k: kw[k] for k in ("strategy", "tp", "pp", "cpu_offload") if kw.get(k) is not None}
-    if par:
-        out["parallel"] = par
+def add_scenario_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per SCENARIO.md field (`--batch-size` for `batch_size`), plus sub-flags of lora and parallel."""
+    from dataclasses import fields
+
+    from vramplan.scenario import Scenario
+
+    p.add_argument("model", nargs="?", help="catalog name, HF id, local model dir or config.json")
+    p.add_argument("--scenario", "-s", type=Path, help="JSON/YAML scenario file, or .jsonl batch (one per line)")
+    g = p.add_argument_group("scenario fields (SCENARIO.md; flags override the file)")
+    for f in fields(Scenario):
+        if f.name != "model":
+            g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar="VALUE",
+                           help=FIELD_HELP.get(f.name))
+    for flag, (parent, key, _) in SUB_FLAGS.items():
+        g.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, metavar="VALUE",
+                       help=f"{parent}.{key}")
+
+
+def scenario_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags the user gave -> scenario mapping (strings; Scenario.from_dict validates and converts)."""
+    from dataclasses import fields
+
+    from vramplan.scenario import Scenario
+
+    out: dict[str, Any] = {}
+    if args.model is not None:
+        out["model"] = args.model
+    for f in fields(Scenario):
+        v = getattr(args, f.name, None)
+        if f.name == "model" or v is None:
+            continue
+        if f.name in ("lora", "parallel") and v.strip().startswith("{"):
+            v = json.loads(v)
+        elif f.name == "gpus" and not v.strip().isdigit():
+            v = [x.strip() for x in v.split(",") if x.strip()]
+        out[f.name] = v
+    for flag, (parent, key, conv) in SUB_FLAGS.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            sub = out.setdefault(parent, {}) if isinstance(out.get(parent, {}), dict) else {"strategy": out[parent]}
+            out[parent] = sub
+            sub[key] = v if key == "targets" and v == "all-linear" else (
+                [t.strip() for t in v.split(",")] if key == "targets" else _convert(conv, v))
     return out
 
 
-@app.command(epilog=EXAMPLES)
-def estimate(
-    model: Optional[str] = typer.Argument(None, help="catalog name, HF id, local dir / config.json"),
-    scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", help="JSON/YAML scenario, or .jsonl batch"),
-    as_json: bool = typer.Option(False, "--json", help="print the SCENARIO.md estimate object"),
-    wide: bool = typer.Option(False, "--wide", help="show formula and source columns"),
-    hub: bool = typer.Option(False, "--hub", help="allow reading configs from the Hugging Face hub"),
-    task: Optional[str] = typer.Option(None, help="inference | training"),
-    weights: Optional[str] = typer.Option(None, help="fp16, bf16, int8, nf4, nf4-dq, gptq-int4, awq-int4, gguf-Q4_K_M…"),
-    compute_dtype: Optional[str] = typer.Option(None, help="fp32 | fp16 | bf16"),
-    engine: Optional[str] = typer.Option(None, help="transformers, vllm, llama.cpp, generic, …"),
-    gpu: Optional[str] = typer.Option(None, help="GPU name (vramplan gpus), cpu:<chip>, or 24GiB"),
-    gpus: Optional[str] = typer.Option(None, help="device count, or a comma list of GPU names"),
-    batch_size: Optional[int] = typer.Option(None, help="sequences per step"),
-    prompt_tokens: Optional[int] = typer.Option(None, help="inference: input length"),
-    new_tokens: Optional[int] = typer.Option(None, help="inference: generated length"),
-    kv_cache: Optional[str] = typer.Option(None, help="auto, fp16, bf16, fp8, int8, int4, q8_0, q4_0"),
-    attention: Optional[str] = typer.Option(None, help="eager | sdpa | flash"),
-    offload_layers: Optional[int] = typer.Option(None, help="blocks kept off the GPU"),
-    seq_len: Optional[int] = typer.Option(None, help="training: tokens per sequence"),
-    method: Optional[str] = typer.Option(None, help="full | lora | qlora | freeze"),
-    lora_rank: Optional[int] = typer.Option(None, help="LoRA rank"),
-    lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha"),
-    lora_targets: Optional[str] = typer.Option(None, help="comma list of modules, or all-linear"),
-    optimizer: Optional[str] = typer.Option(None, help="adamw, adamw-8bit, paged-adamw-8bit, adafactor, sgd, …"),
-    precision: Optional[str] = typer.Option(None, help="bf16-mixed | fp16-mixed | bf16-true | fp32"),
-    activation_checkpointing: Optional[str] = typer.Option(None, help="false | true | selective"),
-    activation_offload: Optional[bool] = typer.Option(None, "--activation-offload/--no-activation-offload"),
-    optimizer_in_backward: Optional[bool] = typer.Option(None, "--optimizer-in-backward/--no-optimizer-in-backward"),
-    chunked_loss: Optional[bool] = typer.Option(None, "--chunked-loss/--no-chunked-loss"),
-    gradient_accumulation: Optional[int] = typer.Option(None, help="micro-batches per optimizer step"),
-    strategy: Optional[str] = typer.Option(None, help="parallel.strategy: none, ddp, fsdp, zero1/2/3, device_map"),
-    tp: Optional[int] = typer.Option(None, help="parallel.tp"),
-    pp: Optional[int] = typer.Option(None, help="parallel.pp"),
-    cpu_offload: Optional[bool] = typer.Option(None, "--cpu-offload/--no-cpu-offload", help="parallel.cpu_offload"),
-) -> None:
+def _convert(conv, v: str) -> Any:
+    try:
+        return conv(v)
+    except ValueError:
+        return v  # left as text; Scenario.from_dict names the field and the bad value
+
+
+def _scenarios(args: argparse.Namespace) -> tuple[list[Any], bool]:
+    from vramplan.errors import ScenarioError
+
+    flags = scenario_from_args(args)
+    if args.scenario is None:
+        if "model" not in flags:
+            raise ScenarioError("model", None, message="required: a catalog name, HF id or path (or --scenario FILE)")
+        return [flags], False
+    items, batch = _load_scenarios(args.scenario)
+    return [{**it, **flags} if isinstance(it, dict) else it for it in items], batch
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
     """Estimate per-device memory for one scenario (or a .jsonl batch) with a full breakdown."""
     from vramplan.errors import VramplanError
+    from vramplan.estimate import estimate
 
-    flags = _flags(model=model, task=task, weights=weights, compute_dtype=compute_dtype, engine=engine, gpu=gpu,
-                   gpus=gpus, batch_size=batch_size, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
-                   kv_cache=kv_cache, attention=attention, offload_layers=offload_layers, seq_len=seq_len,
-                   method=method, lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=lora_targets,
-                   optimizer=optimizer, precision=precision, activation_checkpointing=activation_checkpointing,
-                   activation_offload=activation_offload, optimizer_in_backward=optimizer_in_backward,
-                   chunked_loss=chunked_loss, gradient_accumulation=gradient_accumulation, strategy=strategy, tp=tp,
-                   pp=pp, cpu_offload=cpu_offload)
     try:
-        if scenario is None:
-            if model is None:
-                raise VramplanError("model: required (a catalog name, HF id or path), or pass --scenario FILE")
-            items, batch = [flags], False
-        else:
-            items, batch = _load_scenarios(scenario)
-            items = [{**it, **flags} if isinstance(it, dict) else it for it in items]
-    except VramplanError as e:
-        _fail(e)
-    from vramplan.estimate import estimate as run
-
-    if batch:
-        _batch(items, hub)
-        return
-    try:
-        est = run(items[0], allow_hub=hub)
-    except VramplanError as e:
-        _fail(e)
+        items, batch = _scenarios(args)
+        if batch:
+            return _batch(items, args.hub)
+        est = estimate(items[0], allow_hub=args.hub)
+    except (VramplanError, json.JSONDecodeError) as e:
+        return _fail(e)
     for w in est["warnings"]:
-        typer.echo(f"warning: {w}", err=True)
-    if as_json:
-        typer.echo(json.dumps(est))
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(est))
     else:
         from vramplan.report import print_estimate
 
-        print_estimate(est, wide=wide)
-    raise typer.Exit(0 if est["fits"] else 1)
+        print_estimate(est, wide=args.wide)
+    return 0 if est["fits"] else 1
 
 
-def _batch(items: list[Any], hub: bool) -> None:
-    """JSONL mode: one estimate (or error object) per input line, in order; exit 1 if any line failed."""
+def _batch(items: list[Any], hub: bool) -> int:
+    """JSONL mode: one estimate (or error object) per input line, in order; 1 if any line failed."""
     from vramplan.errors import VramplanError
-    from vramplan.estimate import estimate as run
+    from vramplan.estimate import estimate
 
     failed = False
     for i, it in enumerate(items, 1):
         try:
             if isinstance(it, Exception):
                 raise it
-            line = run(it, allow_hub=hub)
+            line: dict[str, Any] = estimate(it, allow_hub=hub)
         except VramplanError as e:
             failed = True
             err = e.to_dict() if hasattr(e, "to_dict") else {"field": getattr(e, "field", ""), "message": str(e)}
             line = {"error": err, "line": i}
         sys.stdout.write(json.dumps(line) + "\n")
-    raise typer.Exit(1 if failed else 0)
+    return 1 if failed else 0
 
 
-@app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="machine-readable list")) -> None:
-    """List the offline model catalog (name, params, active params, layers, context, source)."""
+def cmd_models(args: argparse.Namespace) -> int:
     from vramplan.report import print_models
 
-    print_models(as_json=as_json)
+    print_models(as_json=args.json)
+    return 0
 
 
-@app.command()
-def gpus(as_json: bool = typer.Option(False, "--json", help="machine-readable list"),
-         detect: bool = typer.Option(False, "--detect", help="list the GPUs of this machine (NVML)")) -> None:
-    """List the GPU catalog (capacity as nvidia-smi reports it, bandwidth, TFLOPS)."""
+def cmd_gpus(args: argparse.Namespace) -> int:
     from vramplan.report import print_gpus
 
-    print_gpus(as_json=as_json, detect=detect)
+    print_gpus(as_json=args.json, detect=args.detect)
+    return 0
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"vramplan {__version__}")
-        raise typer.Exit()
+def build_parser() -> argparse.ArgumentParser:
+    """The `vramplan` parser with its subcommands."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="vramplan", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"vramplan {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    e = sub.add_parser("estimate", help="memory per device with a breakdown", description=cmd_estimate.__doc__,
+                       epilog=EXAMPLES, formatter_class=fmt)
+    add_scenario_flags(e)
+    e.add_argument("--json", action="store_true", help="print the SCENARIO.md estimate object (nothing else)")
+    e.add_argument("--wide", action="store_true", help="show the formula and source columns")
+    e.add_argument("--hub", action="store_true", help="allow reading the model config from the Hugging Face hub")
+    e.set_defaults(func=cmd_estimate)
+    m = sub.add_parser("models", help="the offline model catalog")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+    g = sub.add_parser("gpus", help="the GPU catalog (capacity as nvidia-smi reports it)")
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--detect", action="store_true", help="list this machine's NVIDIA GPUs (NVML)")
+    g.set_defaults(func=cmd_gpus)
+    for name in COMMANDS:
+        importlib.import_module(f"vramplan.commands.{name}").register(sub)
+    return p
 
 
-@app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="print the version and exit")) -> None:
-    """vramplan: LLM memory, fit and speed planner."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, run the command, return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        return 0
 
 
 def run() -> None:
     """Console-script entry point."""
-    app()
+    sys.exit(main())

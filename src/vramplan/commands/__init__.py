@@ -1,0 +1,1 @@
+"""Subcommands beyond estimate/models/gpus; each module has `register(subparsers)`."""
