@@ -7,7 +7,7 @@ kernel or spec file it follows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from vramplan.models.spec import EXPERT, QUANTIZABLE, ModelSpec, TensorGroup
@@ -45,6 +45,8 @@ GGML_BLOCKS: dict[str, tuple[int, int]] = {
     "IQ2_S": (256, 82), "IQ3_XXS": (256, 98), "IQ3_S": (256, 110), "IQ4_NL": (32, 18), "IQ4_XS": (256, 136),
     "TQ1_0": (256, 54), "TQ2_0": (256, 66), "MXFP4": (32, 17),
 }
+# Spec key under which models/gguf.py records a GGUF file's exact bytes per TensorGroup (data section, padded).
+GGUF_FILE_BYTES_KEY = "gguf_group_bytes"
 
 # KV-cache element size in bytes as a fraction (q8_0/q4_0 are GGML blocks of 32 with an fp16 scale).
 KV_BYTES: dict[str, Fraction] = {
@@ -62,6 +64,7 @@ class WeightLayout:
     bits: int
     group_size: int
     dense_bytes: int  # bytes/element of tensors the method leaves unquantized
+    group_bytes: dict[str, int] | None = field(default=None, compare=False)  # gguf: exact bytes per TensorGroup
 
     @property
     def quantized(self) -> bool:
@@ -77,7 +80,7 @@ def parse_weights(weights: str, *, compute_dtype: str, spec: ModelSpec | None = 
     if weights in DENSE_BYTES:
         return WeightLayout(weights, "dense", DENSE_BYTES[weights] * 8, 0, DENSE_BYTES[weights])
     if weights.startswith("gguf-"):
-        return WeightLayout(weights, "gguf", 0, 0, 4)
+        return _gguf_layout(weights, spec)
     parts = weights.split("-")
     if parts[0] in ("gptq", "awq"):
         default = GPTQ_DEFAULT_GROUP if parts[0] == "gptq" else AWQ_DEFAULT_GROUP
@@ -90,6 +93,25 @@ def parse_weights(weights: str, *, compute_dtype: str, spec: ModelSpec | None = 
     method = {"int8": "int8", "nf4": "nf4", "nf4-dq": "nf4", "fp4": "nf4", "mxfp4": "mxfp4"}[weights]
     bits = 8 if method == "int8" else 4
     return WeightLayout(weights, method, bits, NF4_BLOCK_SIZE if method == "nf4" else 0, dense)
+
+
+def _gguf_layout(weights: str, spec: ModelSpec | None) -> WeightLayout:
+    """GGUF: exact bytes per TensorGroup, from the file's own tensor table when the spec was read from a GGUF file
+    of this type, else from llama-quantize's per-tensor rules for the preset (models/gguf_mix.py)."""
+    from vramplan.models.gguf_mix import tensor_types
+
+    ftype = weights[5:]
+    q = (spec.quantization or {}) if spec else {}
+    if q.get("quant_method") == "gguf" and q.get("file_type") == ftype:
+        return WeightLayout(weights, "gguf", 0, 0, 4, dict(q[GGUF_FILE_BYTES_KEY]))
+    if spec is None:
+        return WeightLayout(weights, "gguf", 0, 0, 4)
+    table = {}
+    for g in spec.groups:
+        types = tensor_types(spec, g, ftype, GGML_BLOCKS)
+        per_layer = g.count // len(types) if g.per_layer else g.count
+        table[g.name] = sum(ggml_bytes(t, g.rows * g.cols) for t in types) * per_layer
+    return WeightLayout(weights, "gguf", 0, 0, 4, table)
 
 
 def quantized_linear_bytes(layout: WeightLayout, out_features: int, in_features: int) -> int:
@@ -130,7 +152,9 @@ def ggml_bytes(ggml_type: str, elements: int) -> int:
 
 
 def group_bytes(layout: WeightLayout, g: TensorGroup) -> int:
-    """Bytes of all `g.count` tensors of one group in this layout (GGUF is handled by `gguf_mix`)."""
+    """Bytes of all `g.count` tensors of one group in this layout (GGUF: the table built by `_gguf_layout`)."""
+    if layout.group_bytes is not None:
+        return layout.group_bytes.get(g.name, 0)
     if layout.method == "dense":
         return g.params * layout.dense_bytes
     quantize = g.role == EXPERT if layout.method == "mxfp4" else g.role in QUANTIZABLE
@@ -145,4 +169,8 @@ def is_high_precision(layout: WeightLayout, g: TensorGroup) -> bool:
         return False
     if layout.method == "mxfp4":
         return g.role != EXPERT
+    if layout.method == "gguf":
+        from vramplan.models.gguf_mix import allows_quantization
+
+        return not allows_quantization(g)
     return g.role not in QUANTIZABLE or g.cols == 1

@@ -25,6 +25,9 @@ CUBLAS_WORKSPACE_BYTES = 8 * MIB + 8 * 16 * 1024
 # 7-49% (notes/field_survey.md §3.1); 10% central, 0-50% band.
 FRAGMENTATION = 0.10
 FRAGMENTATION_HIGH = 0.50
+# The same measurements never saw reserved below 1.07 × allocated: the band's upper end adds 7% of everything
+# allocated (load-time transients such as a quantizer's fp16 staging copies stay cached in the reserve).
+FRAGMENTATION_FLOOR = 0.07
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from vramplan.dtypes import DENSE_BYTES, KV_BYTES, WeightLayout, group_bytes, is_high_precision
-from vramplan.memory.engines import FRAGMENTATION, FRAGMENTATION_HIGH, EngineProfile
+from vramplan.memory.engines import FRAGMENTATION, FRAGMENTATION_FLOOR, FRAGMENTATION_HIGH, EngineProfile
 from vramplan.memory.placement import Placement, group_share
 from vramplan.memory.terms import ALLOCATED, HOST, RESERVED, Term
 from vramplan.models.spec import ModelSpec
@@ -188,6 +188,7 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
             terms.append(Term("allocator_reserve", int(transient * FRAGMENTATION),
                               f"{FRAGMENTATION:.0%} of cache + activations (block rounding, fragmentation)",
                               "fitcheck reserved/allocated 7-49% (notes/field_survey.md §3.1)", RESERVED,
-                              low=0, high=int(transient * FRAGMENTATION_HIGH)))
+                              low=0, high=int(transient * FRAGMENTATION_HIGH
+                                              + sum(t.bytes for t in terms) * FRAGMENTATION_FLOOR)))
         out += [t.on(d) for t in terms]
     return out

@@ -26,6 +26,8 @@ class CatalogEntry:
     config: dict[str, Any]
     params: int | None
     source: dict[str, Any]
+    # the published total is a checkpoint-file count that stores a tied lm_head a second time
+    params_include_tied_lm_head: bool = False
 
     def spec(self) -> ModelSpec:
         return _spec(self.name)
@@ -50,7 +52,8 @@ def entries() -> dict[str, CatalogEntry]:
 
     for e in _raw():
         out[e["name"]] = CatalogEntry(e["name"], e["hf_id"], tuple(e.get("aliases", ())), config_of(e),
-                                      e.get("params"), e.get("source", {}))
+                                      e.get("params"), e.get("source", {}),
+                                      bool(e.get("params_file_total_includes_tied_lm_head")))
     return out
 
 

@@ -264,6 +264,21 @@ def weights_from_config(cfg: dict) -> str:
     return DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"), "bf16")
 
 
+def vision_tower_params(vision: dict[str, Any], text_hidden: int) -> int:
+    """Parameters of a SigLIP vision tower plus the Gemma-3 multimodal projector.
+
+    Formula: per layer 4·(h²+h) attention + 2·h·f + f + h MLP + 2 LayerNorms (2·2h); patch conv 3·p²·h + h;
+             positions (image/p)²·h; post LayerNorm 2h; projector RMSNorm h + Linear h×text_hidden.
+    Source:  transformers models/siglip/modeling_siglip.py (SiglipVisionEmbeddings, SiglipEncoderLayer);
+             models/gemma3/modeling_gemma3.py Gemma3MultiModalProjector.
+    """
+    h, f, n = vision["hidden_size"], vision["intermediate_size"], vision["num_hidden_layers"]
+    p, img = vision["patch_size"], vision["image_size"]
+    layer = 4 * (h * h + h) + 2 * h * f + f + h + 4 * h
+    embeddings = 3 * p * p * h + h + (img // p) ** 2 * h
+    return n * layer + embeddings + 2 * h + h + h * text_hidden
+
+
 def spec_from_config(cfg: dict[str, Any], *, name: str, source: str = "inline") -> ModelSpec:
     """Build a ModelSpec from an HF config (or an inline object using the same or vramplan field names).
 
@@ -308,6 +323,10 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, source: str = "inline") 
     if s["intermediate_size"] is None:
         raise ModelConfigError(f"config of {name!r} ({model_type}) lacks intermediate_size", ["intermediate_size"])
     s["norm_kind"] = s.get("norm_kind", "rms")
+    vision = cfg.get("_vision")
+    if isinstance(vision, dict) and vision.get("patch_size"):
+        s["extra_params"] = vision_tower_params(vision, s["hidden_size"])
+        s["extra_params_note"] = "SigLIP vision tower + projector (modeling_siglip.py, modeling_gemma3.py)"
     return ModelSpec(name=name, model_type=model_type, default_weights=weights_from_config(cfg),
                      quantization=cfg.get("quantization_config"), source=source,
                      **{k: v for k, v in s.items() if v is not None})

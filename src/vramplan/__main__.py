@@ -1,0 +1,5 @@
+"""`python -m vramplan` = the `vramplan` command."""
+
+from vramplan.cli import run
+
+run()
