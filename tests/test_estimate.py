@@ -6,8 +6,6 @@ from vramplan.estimate import estimate
 from vramplan.models import catalog
 
 
-
-
 def test_estimate_has_the_contract_shape():
     est = estimate({"model": "llama-2-7b"})
     assert set(est) >= {"vramplan_version", "scenario", "model", "devices", "peak", "sum", "range", "breakdown",

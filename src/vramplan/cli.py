@@ -30,7 +30,7 @@ exit codes: 0 ok, 1 estimated but does not fit (or a batch line failed), 2 bad i
 
 # More subcommands: module `vramplan.commands.<name>` with `register(subparsers)` that only adds its parser (no heavy
 # imports at registration) and sets `func`.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("checkpoint", "speed", "validate", "measure")
 
 # Scenario fields given as nested objects get dotted sub-flags too (--lora-rank, --tp …).
 SUB_FLAGS = {"lora_rank": ("lora", "rank", int), "lora_alpha": ("lora", "alpha", float),
@@ -51,7 +51,7 @@ FIELD_HELP = {
 }
 
 
-def _fail(err: Exception) -> int:
+def fail(err: Exception) -> int:
     """Print a user error (field, value, accepted values) on stderr; return its exit code. No traceback."""
     if os.environ.get("VRAMPLAN_DEBUG"):
         raise err
@@ -178,7 +178,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             return _batch(items, args.hub)
         est = estimate(items[0], allow_hub=args.hub)
     except (VramplanError, json.JSONDecodeError) as e:
-        return _fail(e)
+        return fail(e)
     for w in est["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:

@@ -1,4 +1,7 @@
-"""Typed errors: the library raises these, the CLI formats them (exit 2 bad input, 3 model/file not found or unreadable)."""
+"""Typed errors: the library raises these, the CLI formats them.
+
+Exit codes: 2 bad input, 3 model or file not found or unreadable.
+"""
 
 from __future__ import annotations
 

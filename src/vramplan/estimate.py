@@ -21,8 +21,8 @@ from vramplan.models.spec import ModelSpec
 from vramplan.scenario import Scenario
 
 ORDER = ("weights", "weights_quantized", "weights_16bit", "weights_extra", "offload_buffer", "gradients",
-         "master_weights", "optimizer_states", "lora_adapters", "kv_cache", "activations", "logits", "gathered_params",
-         "comm_buffers", "workspace", "allocator_reserve", "cuda_context")
+         "master_weights", "optimizer_states", "optimizer_step", "lora_adapters", "kv_cache", "kv_cache_pool", "activations", "logits",
+         "gathered_params", "comm_buffers", "workspace", "allocator_reserve", "cuda_context")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,8 @@ def _placement(r: Resolved) -> Placement:
     tp = s.parallel.tp
     if tp > 1:
         stages = split_layers(r.spec.num_layers, [1] * (s.num_devices // tp), s.offload_layers)
-        return Placement(stages.layers, stages.cpu_layers, tp)
+        caps = tuple(r.gpus[stage * tp].capacity_bytes for stage in range(len(stages.layers)))
+        return Placement(stages.layers, stages.cpu_layers, tp, caps)
     caps = [g.capacity_bytes for g in r.gpus]
     return split_layers(r.spec.num_layers, caps, s.offload_layers)
 
@@ -110,10 +111,13 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
     host_terms = [t for t in all_terms if t.level == HOST]
     terms = [t for t in all_terms if t.level != HOST]
     n = max(t.device for t in terms) + 1
+    by_device: list[list[Term]] = [[] for _ in range(n)]
+    for t in terms:
+        by_device[t.device].append(t)
     devices, warnings = [], []
     for d in range(n):
         gpu = r.gpus[d] if d < len(r.gpus) else r.gpus[-1]
-        tot = _totals([t for t in terms if t.device == d])
+        tot = _totals(by_device[d])
         cap = gpu.usable_bytes
         devices.append({"index": d, "gpu": gpu.name, "capacity_bytes": cap, **tot,
                         "fits": tot["device_bytes"] <= cap, "headroom_bytes": cap - tot["device_bytes"]})
@@ -121,7 +125,7 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
             warnings.append(f"device {d} ({gpu.name}): capacity is {gpu.usable_fraction:.0%} of unified memory "
                             "(the GPU's default wired-memory limit)")
     busiest = max(devices, key=lambda x: x["device_bytes"])
-    b_terms = [t for t in terms if t.device == busiest["index"]]
+    b_terms = by_device[busiest["index"]]
     peak = {k: busiest[k] for k in ("allocated_bytes", "reserved_bytes", "device_bytes")}
     total = {k: sum(dv[k] for dv in devices) for k in peak}
     out = {

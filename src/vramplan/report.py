@@ -39,7 +39,8 @@ def print_estimate(est: dict[str, Any], *, wide: bool = False) -> None:
     wide = wide or con.width >= 160
     peak = est["peak"]["device_bytes"]
     busiest = max(est["devices"], key=lambda d: d["device_bytes"])
-    t = Table(title=_title(est), title_justify="left", show_footer=True, header_style="bold")
+    con.print(_title(est), style="bold", highlight=False)
+    t = Table(show_footer=True, header_style="bold")
     t.add_column("term", footer="device total")
     t.add_column("GiB", justify="right", footer=fmt_gib(peak))
     t.add_column("share", justify="right", footer="100%")

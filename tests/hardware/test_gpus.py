@@ -92,7 +92,7 @@ def test_every_catalog_row_parses_into_a_gpu():
     rows = _catalog_rows()
     gpus = list_gpus()
     assert len(gpus) == len(rows)
-    for row, gpu in zip(rows, gpus):
+    for row, gpu in zip(rows, gpus, strict=True):
         assert isinstance(gpu, GPU)
         assert gpu.name == row["name"]
         assert gpu.kind in KINDS

@@ -56,14 +56,9 @@ def _progress_callback(stack) -> Callable[[int, int], None]:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    try:
-        from vramplan.validate.speed import run_speed_validation
-    except ModuleNotFoundError as e:
-        if e.name != "vramplan.validate.speed":
-            raise
-        print("speed validation: not available in this build", file=sys.stderr)
-        return 2
     from vramplan.validate.runner import default_data_path
+    from vramplan.validate.speed import run_speed_validation
+
 
     data = args.data or default_data_path().with_name("speed_public.jsonl")
     return run_speed_validation(data, plot=args.plot, markdown=args.markdown, as_json=args.json)

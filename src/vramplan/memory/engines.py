@@ -30,6 +30,23 @@ FRAGMENTATION_HIGH = 0.50
 FRAGMENTATION_FLOOR = 0.07
 
 
+# vLLM serving defaults (docs.vllm.ai engine args; vllm/config.py CacheConfig / SchedulerConfig, v0.6-v0.10):
+# --gpu-memory-utilization 0.9 of *total* device memory, --block-size 16 tokens, --max-num-seqs 256,
+# max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill (the profile run's batch).
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+VLLM_BLOCK_TOKENS = 16
+VLLM_MAX_NUM_SEQS = 256
+VLLM_MIN_BATCHED_TOKENS = 2048
+# SGLang --mem-fraction-static default for a single 80 GB-class GPU (sglang server_args.py
+# _handle_gpu_memory_settings, ~0.88 on H100/A100-80GB); its token pool takes what is left, page size 1.
+SGLANG_MEM_FRACTION_STATIC = 0.88
+# llama.cpp: logical batch split into micro-batches of n_ubatch = 512 tokens (common/common.h n_ubatch); the
+# compute graph is sized for one ubatch (ggml-alloc reuses buffers across ops, the max over ops is kept).
+LLAMACPP_UBATCH_TOKENS = 512
+# llama.cpp pads the KV cache to 256 cells (src/llama-kv-cache.cpp get_padding with flash attention: 256).
+LLAMACPP_KV_PAD_TOKENS = 256
+
+
 @dataclass(frozen=True)
 class EngineProfile:
     """Allocation behaviour of one runtime. Fields default to HF transformers + PyTorch behaviour."""
@@ -46,6 +63,11 @@ class EngineProfile:
     torch_allocator: bool = True  # reserved > allocated through PyTorch's caching allocator
     context_bytes: int = CUDA_CONTEXT_BYTES
     workspace_bytes: int = CUBLAS_WORKSPACE_BYTES
+    pool_fraction: float | None = None  # preallocates this fraction of the card; the KV pool takes what is left
+    block_tokens: int = 1  # paged KV: the cache grows in blocks of this many tokens
+    max_num_seqs: int = 1  # serving: concurrent sequences in the profile / decode batch
+    ggml_compute: bool = False  # ggml graph allocator (one ubatch, f32 activations) instead of torch tensors
+    kv_pad_tokens: int = 1  # the KV cache length is padded to a multiple of this
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,21 +93,29 @@ ENGINES: dict[str, EngineProfile] = {
                                sources={"kv_cache": "torchtune modules/kv_cache.py KVCache preallocated by "
                                                     "setup_caches(max_seq_len)"}),
     "vllm": EngineProfile("vllm", default_attention="flash", kv_cache="static", mla_latent_cache=True,
-                          sources={"mla": "vllm attention/backends/mla: latent kv_lora_rank + rope cache"}),
+                          pool_fraction=VLLM_GPU_MEMORY_UTILIZATION, block_tokens=VLLM_BLOCK_TOKENS,
+                          max_num_seqs=VLLM_MAX_NUM_SEQS,
+                          sources={"mla": "vllm attention/backends/mla: latent kv_lora_rank + rope cache",
+                                   "kv_cache": "vllm worker: KV pool = total × gpu_memory_utilization − weights − "
+                                               "profile activation peak − non-torch (PR #10511)"}),
     "sglang": EngineProfile("sglang", default_attention="flash", kv_cache="static", mla_latent_cache=True,
-                            sources={"mla": "sglang mem_cache/memory_pool.py MLATokenToKVPool"}),
+                            pool_fraction=SGLANG_MEM_FRACTION_STATIC,
+                            sources={"mla": "sglang mem_cache/memory_pool.py MLATokenToKVPool",
+                                     "kv_cache": "sglang model_runner.py profile_max_num_token: "
+                                                 "mem_fraction_static × total − weights"}),
     "tensorrt-llm": EngineProfile("tensorrt-llm", default_attention="flash", kv_cache="static",
                                   mla_latent_cache=True, torch_allocator=False),
     "exllamav2": EngineProfile("exllamav2", default_attention="flash", kv_cache="static", logits_fp32=True,
                                sources={"kv_cache": "exllamav2 cache.py ExLlamaV2Cache preallocates max_seq_len"}),
     "llama.cpp": EngineProfile("llama.cpp", default_attention="flash", kv_cache="static", logits_fp32=True,
                                mla_latent_cache=True, offloaded_kv_on_gpu=False, torch_allocator=False,
-                               workspace_bytes=0,
+                               workspace_bytes=0, ggml_compute=True, kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS,
                                sources={"kv_cache": "llama.cpp src/llama-kv-cache.cpp allocates n_ctx cells up front",
                                         "offload": "llama.cpp: KV of layers not offloaded with -ngl stays in host "
                                                    "memory"}),
     "ollama": EngineProfile("ollama", default_attention="flash", kv_cache="static", mla_latent_cache=True,
-                            offloaded_kv_on_gpu=False, torch_allocator=False, workspace_bytes=0,
+                            offloaded_kv_on_gpu=False, torch_allocator=False, workspace_bytes=0, ggml_compute=True,
+                            kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS,
                             sources={"context": "ollama discover/gpu.go 457 MiB minimum per GPU"}),
     "deepspeed": EngineProfile("deepspeed"),
     "fsdp": EngineProfile("fsdp"),

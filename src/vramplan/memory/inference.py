@@ -20,6 +20,8 @@ from vramplan.units import ceil_div
 # Softmax in HF eager attention: bf16 scores plus the fp32 softmax output live together
 # (modeling_llama.py eager_attention_forward: softmax(attn_weights, dtype=torch.float32).to(query.dtype)).
 EAGER_SCORE_BYTES = 2 + 4
+# ggml graphs compute in f32 (ggml-cuda mul_mat outputs GGML_TYPE_F32; llama-graph.cpp build_ffn).
+GGML_ACT_BYTES = 4
 # Gated MLP in no_grad forward: act(gate(x)), up(x) and their product are live before down_proj
 # (modeling_llama.py LlamaMLP.forward); plain MLP: fc1 output and its activation.
 GATED_MLP_LIVE = 3
@@ -128,6 +130,32 @@ def logits_bytes(spec: ModelSpec, *, batch_size: int, tokens: int, act_bytes: in
     return batch_size * tokens * spec.vocab_size * (act_bytes + (4 if fp32 else 0))
 
 
+def ggml_compute_bytes(spec: ModelSpec, *, ubatch_tokens: int, context_tokens: int, flash: bool) -> int:
+    """llama.cpp compute buffer of one device: the largest set of f32 tensors of one micro-batch's graph.
+
+    Formula: ubatch·4 B·max(V (logits), 2·ffn + h (gated FFN), heads·ctx (KQ scores, no flash attention) + 2·h).
+    Source:  llama.cpp llama-context.cpp graph_reserve (worst-case ubatch graph, ggml-alloc buffer reuse);
+             gguf-parser-go "compute graph buffers for the largest layer" (notes/field_survey.md §1.10.2).
+    Assumes: the output layer's logits sit on the last device; ggml-alloc reuses memory across ops.
+    """
+    attn = spec.num_heads * context_tokens + 2 * spec.hidden_size if not flash else 4 * spec.hidden_size
+    width = max(spec.vocab_size, 2 * _mlp_width(spec, 1) + spec.hidden_size, attn)
+    return ubatch_tokens * width * GGML_ACT_BYTES
+
+
+def pool_spare_term(engine: EngineProfile, *, total_bytes: int, used_bytes: int) -> Term:
+    """KV blocks a preallocating engine reserves beyond the scenario's own cache (device totals match nvidia-smi).
+
+    Formula: max(0, total × pool_fraction − everything else on the device).
+    Source:  vLLM gpu_memory_utilization / SGLang mem_fraction_static (engines.py; memory/serving.py).
+    """
+    fraction = engine.pool_fraction or 0.0
+    spare = max(0, int(total_bytes * fraction) - used_bytes)
+    return Term("kv_cache_pool", spare, f"{fraction:.2f} × device memory − weights, KV, activations, context "
+                f"(idle KV blocks of {engine.block_tokens} tokens)", engine.sources.get("kv_cache", engine.name),
+                ALLOCATED, low=0)
+
+
 def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: EngineProfile,
                     placement: Placement) -> list[Term]:
     """All terms for every device of an inference scenario (device index in Term.device)."""
@@ -139,13 +167,21 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
         layers = placement.layers[d] + (placement.cpu_layers if d == 0 and engine.offloaded_kv_on_gpu else 0)
         kv = dict(layers=layers, batch_size=s.batch_size, kv_dtype=kv_dtype, latent=engine.mla_latent_cache,
                   capped_window=engine.sliding_window_cache, tp=placement.tp)
-        kv_final = kv_cache_bytes(spec, context_tokens=s.context_tokens, **kv)
+        ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
+        kv_final = kv_cache_bytes(spec, context_tokens=ctx, **kv)
         kv_prefill = kv_final if engine.kv_cache == "static" else kv_cache_bytes(spec, context_tokens=s.prompt_tokens,
                                                                                  **kv)
         last = d == n - 1
         prefill_logit_tokens = s.prompt_tokens if engine.logits_tokens == "all" else 1
-        pre_act = block_transient_bytes(spec, batch_size=s.batch_size, tokens=s.prompt_tokens, act_bytes=act,
-                                        attention=s.attention, tp=placement.tp) if placement.layers[d] else 0
+        if engine.ggml_compute:
+            from vramplan.memory.engines import LLAMACPP_UBATCH_TOKENS
+
+            ubatch = min(s.prompt_tokens * s.batch_size, LLAMACPP_UBATCH_TOKENS)
+            pre_act = ggml_compute_bytes(spec, ubatch_tokens=ubatch, context_tokens=ctx,
+                                         flash=s.attention == "flash")
+        else:
+            pre_act = block_transient_bytes(spec, batch_size=s.batch_size, tokens=s.prompt_tokens, act_bytes=act,
+                                            attention=s.attention, tp=placement.tp) if placement.layers[d] else 0
         pre_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=prefill_logit_tokens, act_bytes=act,
                                   fp32=engine.logits_fp32) if last else 0
         dec_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=1, act_bytes=act,
@@ -172,12 +208,17 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
             terms.append(Term("offloaded_weights", int(per_layer_all * placement.cpu_layers),
                               f"{placement.cpu_layers} blocks × block bytes in host RAM",
                               "accelerate device_map 'cpu' / llama.cpp -ngl", HOST))
+            if not engine.offloaded_kv_on_gpu:
+                host_kv = kv_cache_bytes(spec, **{**kv, "layers": placement.cpu_layers}, context_tokens=ctx)
+                terms.append(Term("offloaded_kv_cache", host_kv, f"{placement.cpu_layers} CPU layers' KV in host RAM",
+                                  engine.sources.get("offload", engine.name), HOST))
         terms.append(Term("kv_cache", kv_b,
                           f"{layers} layers × B={s.batch_size} × T={kv_tokens} × {kv_dtype} "
                           + ("latent (kv_lora_rank+rope)" if spec.mla and engine.mla_latent_cache else
                              "2·kv_heads·head_dim") + (f"; sliding layers ≤ {spec.sliding_window}"
                                                       if spec.sliding_window and engine.sliding_window_cache else ""),
-                          "arXiv:2305.13245 (GQA); arXiv:2310.06825 (SWA); " + engine.sources.get("kv_cache", engine.name)))
+                          "arXiv:2305.13245 (GQA); arXiv:2310.06825 (SWA); "
+                          + engine.sources.get("kv_cache", engine.name)))
         terms.append(Term("activations", act_b, act_formula + f"; attention={s.attention}",
                           "modeling_llama.py forward order; " + engine.sources.get("logits", "engine logits policy"),
                           low=act_b // 2, high=act_b * 2))
@@ -190,5 +231,8 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                               "fitcheck reserved/allocated 7-49% (notes/field_survey.md §3.1)", RESERVED,
                               low=0, high=int(transient * FRAGMENTATION_HIGH
                                               + sum(t.bytes for t in terms) * FRAGMENTATION_FLOOR)))
+        if engine.pool_fraction and d < len(placement.capacities):
+            used = sum(t.bytes for t in terms if t.level != HOST) + engine.context_bytes
+            terms.append(pool_spare_term(engine, total_bytes=placement.capacities[d], used_bytes=used))
         out += [t.on(d) for t in terms]
     return out

@@ -20,6 +20,7 @@ class Placement:
     layers: tuple[int, ...]
     cpu_layers: int = 0
     tp: int = 1
+    capacities: tuple[int, ...] = ()  # device bytes per GPU (preallocating engines size their pools from it)
 
     @property
     def num_devices(self) -> int:
@@ -27,14 +28,18 @@ class Placement:
 
 
 def split_layers(num_layers: int, capacities: list[int], offload_layers: int = 0) -> Placement:
-    """Blocks per device in proportion to capacity (largest-remainder rounding); the first `L - offload` go to GPUs."""
+    """Blocks per device in proportion to capacity (largest-remainder rounding); the first `L - offload` go to GPUs.
+
+    Source: accelerate get_balanced_memory; llama.cpp's default tensor split (-ts) is proportional to each device's
+    free memory (src/llama.cpp llama_model_load: split = free memory per device when tensor_split is unset).
+    """
     on_gpu = max(0, num_layers - offload_layers)
     total = sum(capacities) or 1
     shares = [on_gpu * c / total for c in capacities]
     layers = [int(s) for s in shares]
     for i in sorted(range(len(shares)), key=lambda i: shares[i] - layers[i], reverse=True)[: on_gpu - sum(layers)]:
         layers[i] += 1
-    return Placement(tuple(layers), num_layers - on_gpu)
+    return Placement(tuple(layers), num_layers - on_gpu, capacities=tuple(capacities))
 
 
 def group_share(g: TensorGroup, spec: ModelSpec, placement: Placement, device: int) -> float:

@@ -1,4 +1,6 @@
-"""Scenario `model` -> ModelSpec: a catalog name/HF id, a local path (dir, config.json), or an inline object.
+"""Scenario `model` -> ModelSpec: a catalog name/HF id, a local path (dir, config.json, .gguf, .safetensors), or an
+inline object. Checkpoint headers (.safetensors in a model dir, a .safetensors file) are read and validated, so a
+corrupt or truncated file is reported (exit 3) instead of being sized from its config alone.
 
 The hub is used only when asked (`allow_hub=True`, CLI `--hub`), through `vramplan.models.hub`.
 """
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vramplan.errors import FileFormatError, ModelNotFoundError
-from vramplan.models import catalog
+from vramplan.models import catalog, safetensors
 from vramplan.models.config import spec_from_config
 from vramplan.models.spec import ModelSpec
 
@@ -33,10 +35,21 @@ def _from_path(path: Path) -> ModelSpec:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(str(path), [f"{path}/config.json (missing)"])
+        safetensors.local_checkpoint(path)
         return spec_from_config(_read_config(path / "config.json"), name=path.name, source="local")
     if path.suffix == ".json":
         return spec_from_config(_read_config(path), name=path.parent.name or path.stem, source="local")
-    raise FileFormatError(str(path), "expected a model directory or config.json")
+    if path.suffix == ".gguf":
+        from vramplan.models.gguf import read_gguf
+
+        return read_gguf(path)
+    if path.suffix == ".safetensors":
+        safetensors.read_local(path)
+        config = path.parent / "config.json"
+        if not config.is_file():
+            raise ModelNotFoundError(str(path), [f"{config} (missing: a .safetensors header has no architecture)"])
+        return spec_from_config(_read_config(config), name=path.parent.name, source="local")
+    raise FileFormatError(str(path), "expected a model directory, config.json, .gguf or .safetensors")
 
 
 def resolve_model(model: Any, *, allow_hub: bool = False) -> ModelSpec:

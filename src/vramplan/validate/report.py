@@ -98,7 +98,7 @@ def _md_cell(text: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out = ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return out
 
@@ -154,7 +154,7 @@ def write_plot(results: list[RowResult], path: Path) -> None:
     ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85", label="±10%")
     ax.plot([lo, hi], [lo, hi], color="0.3", linewidth=1, label="predicted = measured")
     for kind, colour in (("inference", "tab:blue"), ("training", "tab:orange")):
-        pts = [m for r, m in zip(ok, mids) if r.kind == kind]
+        pts = [m for r, m in zip(ok, mids, strict=True) if r.kind == kind]
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=22, color=colour, label=f"{kind} ({len(pts)})",
                        zorder=3)

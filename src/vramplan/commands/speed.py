@@ -1,0 +1,86 @@
+"""`vramplan speed MODEL [scenario flags] [--scenario FILE] [--json]`: decode / prefill rates or training step time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `speed` parser (no heavy imports here)."""
+    from vramplan.cli import add_scenario_flags
+
+    p = subparsers.add_parser("speed", help="tokens/s, TTFT, training step time and cost",
+                              description=cmd_speed.__doc__)
+    add_scenario_flags(p)
+    p.add_argument("--json", action="store_true", help="print the SCENARIO.md Speed object (nothing else)")
+    p.add_argument("--hub", action="store_true", help="allow reading the model config from the Hugging Face hub")
+    p.set_defaults(func=cmd_speed)
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    """Roofline speed of one scenario: decode ms/token and tokens/s, TTFT, or training step time, MFU and cost."""
+    from vramplan.cli import _load_scenarios, fail, scenario_from_args
+    from vramplan.errors import ScenarioError, VramplanError
+    from vramplan.speed import speed
+
+    try:
+        flags = scenario_from_args(args)
+        if args.scenario is not None:
+            items, batch = _load_scenarios(args.scenario)
+            if batch or not isinstance(items[0], dict):
+                raise ScenarioError("scenario", str(args.scenario), message="speed takes one scenario (JSON/YAML)")
+            flags = {**items[0], **flags}
+        if "model" not in flags:
+            raise ScenarioError("model", None, message="required: a catalog name, HF id or path (or --scenario FILE)")
+        out = speed(flags, allow_hub=args.hub)
+    except (VramplanError, json.JSONDecodeError) as e:
+        return fail(e)
+    for w in out["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        _print(out)
+    return 0
+
+
+def _title(s: dict[str, Any]) -> str:
+    gpus = s["gpus"] if isinstance(s["gpus"], int) else len(s["gpus"])
+    head = f"{s['model']} · {s['task']} · weights {s['weights']} · {gpus}× {s['gpu']} · {s['engine']}"
+    if s["task"] == "training":
+        return f"{head} · micro-batch {s['batch_size']} × GA {s['gradient_accumulation']} · seq {s['seq_len']}"
+    return f"{head} · batch {s['batch_size']} · {s['prompt_tokens']} + {s['new_tokens']} tokens"
+
+
+def _print(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=_title(out["scenario"]))
+    for col in ("figure", "value", "range"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    if "training" in out:
+        t = out["training"]
+        r = t["range_s"]
+        table.add_row("step time (s)", f"{t['step_s']:.2f}", f"{r['low']:.2f} – {r['high']:.2f}")
+        table.add_row("tokens/s", f"{t['tokens_per_s']:.0f}", "")
+        table.add_row("MFU", f"{t['mfu']:.1%}", "")
+        table.add_row("collectives (s/step)", f"{t['comm_s']:.2f}", t["bound"] + " bound")
+        for key, label, fmt in (("total_s", "total time (h)", 1 / 3600), ("gpu_hours", "GPU-hours", 1),
+                                ("cost", "cost", 1)):
+            if key in t:
+                table.add_row(label, f"{t[key] * fmt:.1f}", "")
+    else:
+        d = out["decode"]
+        r = d["range_ms"]
+        table.add_row("decode ms/token", f"{d['ms_per_token']:.2f}", f"{r['low']:.2f} – {r['high']:.2f}")
+        table.add_row("decode tokens/s (per user)", f"{d['tokens_per_s']:.1f}", f"{d['bound']} bound")
+        table.add_row("decode tokens/s (aggregate)", f"{d['aggregate_tokens_per_s']:.1f}", "")
+        if "prefill" in out:
+            p = out["prefill"]
+            table.add_row("prefill tokens/s", f"{p['tokens_per_s']:.0f}", "")
+            table.add_row("TTFT (s)", f"{p['ttft_s']:.3f}", f"{p['range_s']['low']:.3f} – {p['range_s']['high']:.3f}")
+    Console().print(table)

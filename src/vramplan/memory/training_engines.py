@@ -1,0 +1,78 @@
+"""How each training framework allocates, as data with sources (the training side of memory/engines.py).
+
+Only behaviours that change a memory term are fields; `sources` names where each one comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Loss peak in bytes per logit element (batch × seq × vocab) when the loss upcasts to fp32 and is not chunked: the
+# 16-bit logits (2) + their fp32 copy (4) + log_softmax output saved for backward (4) + its gradient (4), live
+# together when backward starts (transformers loss/loss_utils.py@v4.46 ForCausalLMLoss `logits.float()` then
+# cross_entropy; torchtune modules/transformer.py@v0.2 `self.output(h).float()`).
+FP32_LOSS_BYTES = 2 + 4 + 4 + 4
+# LitGPT: cross entropy on 16-bit logits chunks (litgpt/utils.py@v0.4 chunked_cross_entropy, lm_head_chunk_size=128
+# in finetune): 16-bit logits (2) + 16-bit log_softmax saved (2); chunk-sized gradients.
+BF16_LOSS_BYTES = 2 + 2
+# Megatron vocab-parallel cross entropy (megatron/core/tensor_parallel/cross_entropy.py@core_r0.8.0): 16-bit logits,
+# one fp32 copy turned into exp_logits in place and saved (4), its gradient computed in place (4).
+MEGATRON_LOSS_BYTES = 2 + 4 + 4
+# Chunked loss (torchtune modules/loss/ce_chunked_output_loss.py@v0.3 CEWithChunkedOutputLoss, num_output_chunks=8;
+# Liger fused linear cross entropy): 16-bit logits chunks (2) + the fp32 work of one chunk of eight (12/8).
+CHUNKED_LOSS_BYTES = 2 + (FP32_LOSS_BYTES - 2) / 8
+# DeepSpeed ZeRO-3 `stage3_max_live_parameters` default 1e9 (deepspeed/runtime/zero/config.py@v0.14): gathered
+# parameters are released once this many are live.
+DEEPSPEED_MAX_LIVE_PARAMS = 10**9
+# DeepSpeed ZeRO-3 steps the optimizer one sub-group at a time (`sub_group_size` default 1e9 elements,
+# deepspeed/runtime/zero/config.py@v0.14); reduce_bucket_size default 5e8 elements (same file).
+DEEPSPEED_SUB_GROUP = 10**9
+DEEPSPEED_REDUCE_BUCKET = 5 * 10**8
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """Training-time allocation behaviour of one framework (defaults: HF transformers Trainer + PyTorch)."""
+
+    name: str
+    loss_bytes: float = FP32_LOSS_BYTES  # per logit element at the loss peak, unchunked
+    mixed_16bit_params: bool = True  # *-mixed keeps a resident 16-bit copy beside the fp32 master
+    max_live_params: int | None = None  # cap on gathered parameters under ZeRO-3 / FSDP
+    persistent_grads: bool = False  # gradient buffer allocated once (never set to None between steps)
+    step_group_elems: int | None = None  # optimizer stepped in groups of this many elements
+    reduce_bucket_elems: int | None = None  # cap on the unsharded gradients held for one reduce-scatter
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+_HF = "transformers trainer.py@v4.44 + accelerate; loss_utils.py ForCausalLMLoss (fp32 upcast)"
+
+TRAINING: dict[str, TrainingProfile] = {
+    "transformers": TrainingProfile("transformers", sources={"loss": _HF}),
+    "generic": TrainingProfile("generic", sources={"loss": _HF}),
+    # DeepSpeed keeps the 16-bit parameter partition and the fp32 master partition
+    # (deepspeed/runtime/zero/stage3.py@v0.14 fp16_partitioned_groups / fp32_partitioned_groups_flat).
+    "deepspeed": TrainingProfile("deepspeed", max_live_params=DEEPSPEED_MAX_LIVE_PARAMS, persistent_grads=True,
+                                 step_group_elems=DEEPSPEED_SUB_GROUP, reduce_bucket_elems=DEEPSPEED_REDUCE_BUCKET,
+                                 sources={"loss": _HF, "params": "deepspeed stage3.py@v0.14 16-bit + fp32 partitions",
+                                          "gather": "deepspeed zero/config.py stage3_max_live_parameters=1e9",
+                                          "grads": "deepspeed stage3.py@v0.14 grad_partitions_flat_buffer "
+                                                   "(persistent)"}),
+    # FSDP MixedPrecision(param_dtype=bf16): the sharded FlatParameter stays fp32 (it is the master); the 16-bit
+    # copy exists only while gathered (torch/distributed/fsdp/_flat_param.py@v2.4 _mp_shard).
+    "fsdp": TrainingProfile("fsdp", mixed_16bit_params=False, sources={"params": "torch fsdp _flat_param.py@v2.4"}),
+    "torchtune": TrainingProfile("torchtune", mixed_16bit_params=False,
+                                 sources={"loss": "torchtune modules/transformer.py@v0.2 output(h).float()"}),
+    "litgpt": TrainingProfile("litgpt", loss_bytes=BF16_LOSS_BYTES, mixed_16bit_params=False,
+                              sources={"loss": "litgpt utils.py@v0.4 chunked_cross_entropy (16-bit)"}),
+    # Megatron: 16-bit params + fp32 main_grad buffer + fp32 master in the optimizer
+    # (megatron/training/theoretical_memory_usage.py@core_r0.8.0: 18 B/param, 6 + 12/DP with distributed optimizer).
+    "megatron": TrainingProfile("megatron", loss_bytes=MEGATRON_LOSS_BYTES, persistent_grads=True,
+                                sources={"grads": "megatron core/distributed/param_and_grad_buffer.py (main_grad)",
+                                         "loss": "megatron/core/tensor_parallel/cross_entropy.py@core_r0.8.0",
+                                         "params": "megatron theoretical_memory_usage.py@core_r0.8.0"}),
+}
+
+
+def training_profile(engine: str) -> TrainingProfile:
+    """The training profile of a validated engine name; inference-only engines behave like plain PyTorch."""
+    return TRAINING.get(engine, TRAINING["generic"])

@@ -1,0 +1,42 @@
+"""Speed validation against shared/data/speed_public.jsonl: acceptance thresholds of issue 7."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vramplan.validate.speed import run_speed_validation, score_rows, summarize
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "speed_public.jsonl"
+pytestmark = pytest.mark.skipif(not DATA.is_file(), reason="shared/data not present")
+
+
+@pytest.fixture(scope="module")
+def summary():
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return summarize(score_rows(rows))
+
+
+def test_decode_median_and_p90_within_issue_thresholds(summary):
+    assert summary["metric"]["decode"]["median_abs"] <= 0.15
+    assert summary["metric"]["decode"]["p90_abs"] <= 0.35
+
+
+def test_prefill_median_within_issue_threshold(summary):
+    assert summary["metric"]["prefill"]["median_abs"] <= 0.25
+
+
+def test_run_writes_json_markdown_and_plot(tmp_path, capsys):
+    md, png = tmp_path / "speed.md", tmp_path / "speed.png"
+    rc = run_speed_validation(DATA, plot=png, markdown=md, as_json=True)
+    out = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1)
+    assert {"rows", "summary"} <= set(out)
+    assert md.read_text().startswith("| group |")
+    assert png.stat().st_size > 0
+
+
+def test_missing_data_file_is_exit_2(tmp_path):
+    assert run_speed_validation(tmp_path / "none.jsonl", plot=None, markdown=None, as_json=False) == 2
