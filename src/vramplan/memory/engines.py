@@ -58,6 +58,7 @@ class EngineProfile:
     logits_fp32: bool = True  # logits upcast to fp32 before sampling
     mla_latent_cache: bool = False  # MLA caches the compressed latent (vLLM/SGLang) vs decompressed K/V (HF)
     sliding_window_cache: bool = True  # sliding-window layers keep only `window` tokens
+    ties_embeddings: bool = True  # a tied lm_head shares the embedding tensor in memory
     offloaded_kv_on_gpu: bool = True  # KV of CPU-offloaded layers stays on the GPU (accelerate hooks)
     one_layer_activations: bool = True  # prefill transients of one block at a time
     torch_allocator: bool = True  # reserved > allocated through PyTorch's caching allocator
@@ -86,8 +87,10 @@ ENGINES: dict[str, EngineProfile] = {
                              sources={"kv_cache": "facebookresearch/llama llama/model.py Attention.cache_k "
                                                   "(max_batch_size, max_seq_len)",
                                       "logits": "llama/model.py Transformer.forward output(h[:, -1, :])"}),
-    "litgpt": EngineProfile("litgpt", kv_cache="static", logits_fp32=False,
+    "litgpt": EngineProfile("litgpt", kv_cache="static", logits_fp32=False, ties_embeddings=False,
                             sources={"kv_cache": "litgpt model.py KVCache preallocated by set_kv_cache(max_seq_length)",
+                                     "lm_head": "litgpt 0.5.13 model.py GPT.__init__: lm_head is its own nn.Linear; "
+                                                "convert_hf_checkpoint.py copies lm_head.weight separately",
                                      "logits": "litgpt generate/base.py next_token: logits of the last position"}),
     "torchtune": EngineProfile("torchtune", kv_cache="static", logits_fp32=False,
                                sources={"kv_cache": "torchtune modules/kv_cache.py KVCache preallocated by "

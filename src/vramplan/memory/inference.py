@@ -156,62 +156,94 @@ def pool_spare_term(engine: EngineProfile, *, total_bytes: int, used_bytes: int)
                 ALLOCATED, low=0)
 
 
+def _moment(spec: ModelSpec, s: Scenario, engine: EngineProfile, placement: Placement, d: int, *, act: int,
+            kv: dict, ctx: int) -> tuple[int, int, int, str, int]:
+    """The busier of the two moments on device `d`: (kv bytes, transient bytes, final kv bytes, formula, tokens)."""
+    kv_final = kv_cache_bytes(spec, context_tokens=ctx, **kv)
+    kv_prefill = kv_final if engine.kv_cache == "static" else kv_cache_bytes(spec, context_tokens=s.prompt_tokens, **kv)
+    last = d == placement.num_devices - 1
+    prefill_logit_tokens = s.prompt_tokens if engine.logits_tokens == "all" else 1
+    if engine.ggml_compute:
+        from vramplan.memory.engines import LLAMACPP_UBATCH_TOKENS
+
+        ubatch = min(s.prompt_tokens * s.batch_size, LLAMACPP_UBATCH_TOKENS)
+        pre_act = ggml_compute_bytes(spec, ubatch_tokens=ubatch, context_tokens=ctx, flash=s.attention == "flash")
+    else:
+        pre_act = block_transient_bytes(spec, batch_size=s.batch_size, tokens=s.prompt_tokens, act_bytes=act,
+                                        attention=s.attention, tp=placement.tp) if placement.layers[d] else 0
+    pre_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=prefill_logit_tokens, act_bytes=act,
+                              fp32=engine.logits_fp32) if last else 0
+    dec_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=1, act_bytes=act,
+                              fp32=engine.logits_fp32) if last else 0
+    # growing cache: the last torch.cat holds old and new copies of one layer's K/V at once
+    per_layer_kv = kv_final // max(kv["layers"], 1) if engine.kv_cache == "dynamic" and s.new_tokens else 0
+    if kv_prefill + max(pre_act, pre_logits) >= kv_final + max(per_layer_kv, dec_logits):
+        tokens = s.prompt_tokens if engine.kv_cache == "dynamic" else s.context_tokens
+        return (kv_prefill, max(pre_act, pre_logits), kv_final,
+                "prefill: max(one block's live tensors at prompt length, prompt logits)", tokens)
+    return (kv_final, max(per_layer_kv, dec_logits), kv_final,
+            "decode: max(one layer's K/V during cache concat, one token's logits)", s.context_tokens)
+
+
+def _offload_terms(spec: ModelSpec, layout: WeightLayout, engine: EngineProfile, placement: Placement,
+                   weights: list[Term], *, kv: dict, ctx: int) -> list[Term]:
+    """Device 0's staging buffer for offloaded blocks, and the host RAM those blocks (and their KV) take."""
+    out = []
+    per_layer_all = sum(group_bytes(layout, g) for g in spec.groups if g.per_layer) / spec.num_layers
+    if engine.torch_allocator and placement.layers[0]:
+        per_layer = sum(t.bytes for t in weights) // placement.layers[0]
+        out.append(Term("offload_buffer", per_layer, "one offloaded block's weights moved in for its forward",
+                        "accelerate hooks.py AlignDevicesHook (offload to CPU, execution on GPU)"))
+    out.append(Term("offloaded_weights", int(per_layer_all * placement.cpu_layers),
+                    f"{placement.cpu_layers} blocks × block bytes in host RAM",
+                    "accelerate device_map 'cpu' / llama.cpp -ngl", HOST))
+    if not engine.offloaded_kv_on_gpu:
+        host_kv = kv_cache_bytes(spec, **{**kv, "layers": placement.cpu_layers}, context_tokens=ctx)
+        out.append(Term("offloaded_kv_cache", host_kv, f"{placement.cpu_layers} CPU layers' KV in host RAM",
+                        engine.sources.get("offload", engine.name), HOST))
+    return out
+
+
+def _allocator_terms(engine: EngineProfile, s: Scenario, *, kv_b: int, act_b: int, kv_final: int,
+                     allocated: int) -> list[Term]:
+    """cuBLAS workspace, the caching allocator's reserve, and the freed blocks of a torch.cat-grown cache."""
+    transient = kv_b + act_b
+    out = [Term("workspace", engine.workspace_bytes, "cuBLAS workspace (caching allocator)",
+                "aten/src/ATen/cuda/CublasHandlePool.cpp getChosenWorkspaceSize", ALLOCATED),
+           Term("allocator_reserve", int(transient * FRAGMENTATION),
+                f"{FRAGMENTATION:.0%} of cache + activations (block rounding, fragmentation)",
+                "fitcheck reserved/allocated 7-49% (notes/field_survey.md §3.1)", RESERVED,
+                low=0, high=int(transient * FRAGMENTATION_HIGH + allocated * FRAGMENTATION_FLOOR))]
+    if engine.kv_cache == "dynamic" and s.new_tokens:
+        out.append(Term("kv_cache_reserve", kv_final,
+                        "≈ one more cache: each step's torch.cat frees blocks one token too small to reuse",
+                        "c10/cuda/CUDACachingAllocator.cpp (blocks ≥ 1 MiB are never grown; freed ones stay cached); "
+                        "transformers cache_utils.py DynamicLayer.update torch.cat; Qwen-7B README batch 32/100 "
+                        "rows measure weights + 2× cache", RESERVED, low=0))
+    return out
+
+
 def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: EngineProfile,
                     placement: Placement) -> list[Term]:
     """All terms for every device of an inference scenario (device index in Term.device)."""
     act = DENSE_BYTES[s.compute_dtype]
     kv_dtype = s.compute_dtype if s.kv_cache == "auto" else s.kv_cache
+    ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
     out: list[Term] = []
-    n = placement.num_devices
-    for d in range(n):
+    for d in range(placement.num_devices):
         layers = placement.layers[d] + (placement.cpu_layers if d == 0 and engine.offloaded_kv_on_gpu else 0)
         kv = dict(layers=layers, batch_size=s.batch_size, kv_dtype=kv_dtype, latent=engine.mla_latent_cache,
                   capped_window=engine.sliding_window_cache, tp=placement.tp)
-        ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
-        kv_final = kv_cache_bytes(spec, context_tokens=ctx, **kv)
-        kv_prefill = kv_final if engine.kv_cache == "static" else kv_cache_bytes(spec, context_tokens=s.prompt_tokens,
-                                                                                 **kv)
-        last = d == n - 1
-        prefill_logit_tokens = s.prompt_tokens if engine.logits_tokens == "all" else 1
-        if engine.ggml_compute:
-            from vramplan.memory.engines import LLAMACPP_UBATCH_TOKENS
-
-            ubatch = min(s.prompt_tokens * s.batch_size, LLAMACPP_UBATCH_TOKENS)
-            pre_act = ggml_compute_bytes(spec, ubatch_tokens=ubatch, context_tokens=ctx,
-                                         flash=s.attention == "flash")
-        else:
-            pre_act = block_transient_bytes(spec, batch_size=s.batch_size, tokens=s.prompt_tokens, act_bytes=act,
-                                            attention=s.attention, tp=placement.tp) if placement.layers[d] else 0
-        pre_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=prefill_logit_tokens, act_bytes=act,
-                                  fp32=engine.logits_fp32) if last else 0
-        dec_logits = logits_bytes(spec, batch_size=s.batch_size, tokens=1, act_bytes=act,
-                                  fp32=engine.logits_fp32) if last else 0
-        # growing cache: the last torch.cat holds old and new copies of one layer's K/V at once
-        per_layer_kv = kv_final // max(layers, 1) if engine.kv_cache == "dynamic" and s.new_tokens else 0
-        prefill_total = kv_prefill + max(pre_act, pre_logits)
-        decode_total = kv_final + max(per_layer_kv, dec_logits)
-        if prefill_total >= decode_total:
-            kv_b, act_b = kv_prefill, max(pre_act, pre_logits)
-            act_formula = "prefill: max(one block's live tensors at prompt length, prompt logits)"
-            kv_tokens = s.prompt_tokens if engine.kv_cache == "dynamic" else s.context_tokens
-        else:
-            kv_b, act_b = kv_final, max(per_layer_kv, dec_logits)
-            act_formula = "decode: max(one layer's K/V during cache concat, one token's logits)"
-            kv_tokens = s.context_tokens
-        terms = weight_terms(spec, layout, placement, d)
-        if d == 0 and placement.cpu_layers and engine.torch_allocator:
-            per_layer = sum(t.bytes for t in terms) // max(placement.layers[0], 1) if placement.layers[0] else 0
-            terms.append(Term("offload_buffer", per_layer, "one offloaded block's weights moved in for its forward",
-                              "accelerate hooks.py AlignDevicesHook (offload to CPU, execution on GPU)"))
+        kv_b, act_b, kv_final, act_formula, kv_tokens = _moment(spec, s, engine, placement, d, act=act, kv=kv,
+                                                                ctx=ctx)
+        weights = weight_terms(spec, layout, placement, d)
+        if spec.tie_word_embeddings and not engine.ties_embeddings and d == placement.num_devices - 1:
+            weights.append(Term("weights_untied_lm_head", spec.vocab_size * spec.hidden_size * layout.dense_bytes,
+                                f"vocab × hidden × {layout.dense_bytes} B: the engine keeps lm_head apart from the "
+                                "tied embedding", engine.sources.get("lm_head", engine.name)))
+        terms = list(weights)
         if d == 0 and placement.cpu_layers:
-            per_layer_all = sum(group_bytes(layout, g) for g in spec.groups if g.per_layer) / spec.num_layers
-            terms.append(Term("offloaded_weights", int(per_layer_all * placement.cpu_layers),
-                              f"{placement.cpu_layers} blocks × block bytes in host RAM",
-                              "accelerate device_map 'cpu' / llama.cpp -ngl", HOST))
-            if not engine.offloaded_kv_on_gpu:
-                host_kv = kv_cache_bytes(spec, **{**kv, "layers": placement.cpu_layers}, context_tokens=ctx)
-                terms.append(Term("offloaded_kv_cache", host_kv, f"{placement.cpu_layers} CPU layers' KV in host RAM",
-                                  engine.sources.get("offload", engine.name), HOST))
+            terms += _offload_terms(spec, layout, engine, placement, weights, kv=kv, ctx=ctx)
         terms.append(Term("kv_cache", kv_b,
                           f"{layers} layers × B={s.batch_size} × T={kv_tokens} × {kv_dtype} "
                           + ("latent (kv_lora_rank+rope)" if spec.mla and engine.mla_latent_cache else
@@ -223,14 +255,8 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                           "modeling_llama.py forward order; " + engine.sources.get("logits", "engine logits policy"),
                           low=act_b // 2, high=act_b * 2))
         if engine.torch_allocator:
-            transient = kv_b + act_b
-            terms.append(Term("workspace", engine.workspace_bytes, "cuBLAS workspace (caching allocator)",
-                              "aten/src/ATen/cuda/CublasHandlePool.cpp getChosenWorkspaceSize", ALLOCATED))
-            terms.append(Term("allocator_reserve", int(transient * FRAGMENTATION),
-                              f"{FRAGMENTATION:.0%} of cache + activations (block rounding, fragmentation)",
-                              "fitcheck reserved/allocated 7-49% (notes/field_survey.md §3.1)", RESERVED,
-                              low=0, high=int(transient * FRAGMENTATION_HIGH
-                                              + sum(t.bytes for t in terms) * FRAGMENTATION_FLOOR)))
+            allocated = sum(t.bytes for t in terms if t.level == ALLOCATED)
+            terms += _allocator_terms(engine, s, kv_b=kv_b, act_b=act_b, kv_final=kv_final, allocated=allocated)
         if engine.pool_fraction and d < len(placement.capacities):
             used = sum(t.bytes for t in terms if t.level != HOST) + engine.context_bytes
             terms.append(pool_spare_term(engine, total_bytes=placement.capacities[d], used_bytes=used))
