@@ -155,7 +155,8 @@ def _convert(conv, v: str) -> Any:
         return v  # left as text; Scenario.from_dict names the field and the bad value
 
 
-def _scenarios(args: argparse.Namespace) -> tuple[list[Any], bool]:
+def scenarios_from_args(args: argparse.Namespace) -> tuple[list[Any], bool]:
+    """The scenario(s) of a command line: flags alone, or a file (JSON/YAML, or a .jsonl batch) with flags on top."""
     from vramplan.errors import ScenarioError
 
     flags = scenario_from_args(args)
@@ -173,21 +174,26 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from vramplan.estimate import estimate
 
     try:
-        items, batch = _scenarios(args)
+        items, batch = scenarios_from_args(args)
         if batch:
             return _batch(items, args.hub)
         est = estimate(items[0], allow_hub=args.hub)
     except (VramplanError, json.JSONDecodeError) as e:
         return fail(e)
-    for w in est["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(est))
-    else:
-        from vramplan.report import print_estimate
+    from vramplan.report import print_estimate
 
-        print_estimate(est, wide=args.wide)
+    emit(est, as_json=args.json, render=lambda: print_estimate(est, wide=args.wide))
     return 0 if est["fits"] else 1
+
+
+def emit(result: dict[str, Any], *, as_json: bool, render: Any) -> None:
+    """Warnings to stderr (`warning: …`), then the result as one JSON object or through `render()`."""
+    for w in result.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        render()
 
 
 def _batch(items: list[Any], hub: bool) -> int:

@@ -104,6 +104,16 @@ def _totals(terms: list[Term]) -> dict[str, int]:
     return {"allocated_bytes": alloc, "reserved_bytes": reserved, "device_bytes": device}
 
 
+def _metric_ranges(terms: list[Term]) -> dict[str, dict[str, int]]:
+    """Extension: the busiest device's [low, high] for each metric (allocated ⊂ reserved ⊂ device levels)."""
+    out, levels = {}, []
+    for metric, level in (("allocated", ALLOCATED), ("reserved", RESERVED), ("device", DEVICE)):
+        levels.append(level)
+        inside = [t for t in terms if t.level in levels]
+        out[metric] = {"low_bytes": sum(t.low_bytes for t in inside), "high_bytes": sum(t.high_bytes for t in inside)}
+    return out
+
+
 def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) -> dict[str, Any]:
     """The SCENARIO.md estimate for one scenario (a Scenario or a raw mapping, validated here)."""
     s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
@@ -138,6 +148,7 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
         "peak": peak,
         "sum": total,
         "range": {"low_bytes": sum(t.low_bytes for t in b_terms), "high_bytes": sum(t.high_bytes for t in b_terms)},
+        "metric_ranges": _metric_ranges(b_terms),
         "breakdown": [t.to_dict() for t in b_terms],
         "fits": all(dv["fits"] for dv in devices),
         "warnings": warnings,

@@ -32,6 +32,7 @@ CHECKPOINTING = (False, True, "selective")
 STRATEGIES = ("none", "ddp", "fsdp", "zero1", "zero2", "zero3", "device_map")
 LORA_TARGETS_ALL = "all-linear"
 
+_VERSION_RE = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])$")
 _WEIGHTS_RE = re.compile(r"^(gptq-int4|gptq-int8|awq-int4)(-g(32|64|128))?$")
 
 
@@ -101,6 +102,7 @@ class Scenario:
     samples: int | None = None
     epochs: float = 1
     price_per_gpu_hour: float | None = None
+    engine_version: str | None = None  # extension: build date of the engine, YYYY-MM (speed calibration era)
 
     @property
     def num_devices(self) -> int:
@@ -284,6 +286,11 @@ def _parse(data: dict[str, Any]) -> Scenario:  # noqa: C901 - one flat check per
     out["epochs"] = _number(errors, "epochs", get("epochs", d.epochs), positive=True)
     if get("price_per_gpu_hour") is not None:
         out["price_per_gpu_hour"] = _number(errors, "price_per_gpu_hour", get("price_per_gpu_hour"), positive=False)
+    if get("engine_version") is not None:
+        v = str(get("engine_version"))
+        if not _VERSION_RE.match(v):
+            errors.append(ScenarioError("engine_version", v, message="expected the engine's build month as YYYY-MM"))
+        out["engine_version"] = v
     if not errors:
         _check_combinations(errors, out)
     if errors:

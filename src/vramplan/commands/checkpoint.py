@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from vramplan.units import GB, GIB
+
 OPTIMIZERS_HELP = "adamw, adamw-fused, adamw-8bit, paged-adamw, paged-adamw-8bit, adafactor, sgd, sgd-momentum, " \
                   "lion, galore-adamw-8bit"
 
@@ -58,13 +60,12 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         print(json.dumps(rep))
         return 0
     out = sys.stdout
-    gb = 1e9
-    out.write(f"{rep['model']['name']} · {rep['model']['params']:,} params · sizes in GB (10^9 bytes)\n")
+    out.write(f"{rep['model']['name']} · {rep['model']['params']:,} params · sizes in GiB (2^30 B) and GB (10^9 B)\n")
     for dtype, b in rep["weights_only"].items():
-        out.write(f"  weights {dtype:<6} {b / gb:10.2f}\n")
+        out.write(f"  weights {dtype:<8} {b / GIB:10.2f} GiB {b / GB:10.2f} GB\n")
     tr = rep["training"]
     out.write(f"training checkpoint · {tr['optimizer']} · {tr['precision']}\n")
     for t in tr["breakdown"]:
-        out.write(f"  {t['name']:<16} {t['bytes'] / gb:10.2f}  {t['formula']}\n")
-    out.write(f"  {'total':<16} {tr['total_bytes'] / gb:10.2f}\n")
+        out.write(f"  {t['name']:<16} {t['bytes'] / GIB:10.2f} GiB {t['bytes'] / GB:10.2f} GB  {t['formula']}\n")
+    out.write(f"  {'total':<16} {tr['total_bytes'] / GIB:10.2f} GiB {tr['total_bytes'] / GB:10.2f} GB\n")
     return 0

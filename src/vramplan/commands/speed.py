@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 
@@ -22,28 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_speed(args: argparse.Namespace) -> int:
     """Roofline speed of one scenario: decode ms/token and tokens/s, TTFT, or training step time, MFU and cost."""
-    from vramplan.cli import _load_scenarios, fail, scenario_from_args
+    from vramplan.cli import emit, fail, scenarios_from_args
     from vramplan.errors import ScenarioError, VramplanError
     from vramplan.speed import speed
 
     try:
-        flags = scenario_from_args(args)
-        if args.scenario is not None:
-            items, batch = _load_scenarios(args.scenario)
-            if batch or not isinstance(items[0], dict):
-                raise ScenarioError("scenario", str(args.scenario), message="speed takes one scenario (JSON/YAML)")
-            flags = {**items[0], **flags}
-        if "model" not in flags:
-            raise ScenarioError("model", None, message="required: a catalog name, HF id or path (or --scenario FILE)")
-        out = speed(flags, allow_hub=args.hub)
+        items, batch = scenarios_from_args(args)
+        if batch or not isinstance(items[0], dict):
+            raise ScenarioError("scenario", str(args.scenario), message="speed takes one scenario (JSON/YAML)")
+        out = speed(items[0], allow_hub=args.hub)
     except (VramplanError, json.JSONDecodeError) as e:
         return fail(e)
-    for w in out["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        _print(out)
+    emit(out, as_json=args.json, render=lambda: _print(out))
     return 0
 
 

@@ -49,6 +49,7 @@ class RowResult:
     inside_range: bool
     failed: bool
     message: str
+    inside_metric_range: bool = False  # the range of the metric the row measured (estimate's `metric_ranges`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +125,23 @@ def in_range(est: dict[str, Any], meas: tuple[int, int]) -> bool:
     return bool(rg) and rg.get("low_bytes", 0) <= meas[1] and rg.get("high_bytes", 0) >= meas[0]
 
 
+def in_metric_range(est: dict[str, Any], m: dict[str, Any], meas: tuple[int, int]) -> bool:
+    """The measured interval overlaps the predicted range of the metric the row measured (vramplan's extension).
+
+    allocated/active -> allocated range; reserved -> reserved; device -> device; unknown -> [allocated low, device
+    high]; file -> the exact weights (no band). score.py's `inside` always uses the device range instead.
+    """
+    ranges, metric = est["metric_ranges"], m["metric"]
+    if metric == "file":
+        lo, hi = predicted_interval(est, m)
+    elif metric == "unknown":
+        lo, hi = ranges["allocated"]["low_bytes"], ranges["device"]["high_bytes"]
+    else:
+        r = ranges["allocated" if metric == "active" else metric]
+        lo, hi = r["low_bytes"], r["high_bytes"]
+    return lo <= meas[1] and hi >= meas[0]
+
+
 def setup_text(s: dict[str, Any]) -> str:
     """A short description of a scenario as given in the row (not normalized)."""
     gpus = s.get("gpus", 1)
@@ -160,7 +178,8 @@ def score_row(row: dict[str, Any], source: str) -> RowResult:
     rg = est["range"]
     return RowResult(**common, predicted_low_bytes=pred[0], predicted_high_bytes=pred[1],
                      range_low_bytes=rg["low_bytes"], range_high_bytes=rg["high_bytes"],
-                     error=interval_error(pred, meas), inside_range=in_range(est, meas), failed=False, message="")
+                     error=interval_error(pred, meas), inside_range=in_range(est, meas), failed=False, message="",
+                     inside_metric_range=in_metric_range(est, m, meas))
 
 
 def _failed(common: dict[str, Any], message: str) -> RowResult:
@@ -195,7 +214,8 @@ def summarize(results: list[RowResult]) -> dict[str, Any]:
             "median_abs_error": statistics.median(abs_errs) if n else None,
             "p90_abs_error": sorted(abs_errs)[int(0.9 * (n - 1))] if n else None,
             "bias": statistics.median(signed) if signed else None,
-            "inside_range_fraction": sum(r.inside_range for r in results) / n if n else None}
+            "inside_range_fraction": sum(r.inside_range for r in results) / n if n else None,
+            "inside_metric_range_fraction": sum(r.inside_metric_range for r in results) / n if n else None}
 
 
 def summarize_by(results: list[RowResult], key: str) -> dict[str, dict[str, Any]]:
