@@ -1,27 +1,16 @@
-"""Shared test helpers: where ../shared/data lives (skipped cleanly when a clone has no shared/ beside it)."""
+"""Shared test helpers: the published rows (the packaged, checksummed copy of ../shared/data)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data"
+PACKAGED_DATA = REPO / "src" / "vramplan" / "validate" / "data"
 
 
-def shared_rows(name: str = "measured_public.jsonl") -> list[dict]:
-    """Rows of a shared data file, or an empty list when shared/ is absent."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        return []
+def published_rows(name: str = "measured_public.jsonl") -> list[dict]:
+    """Rows of a published data file: the package's byte-identical copy of ../shared/data (tests/validate/test_data.py
+    checks the checksums), so data-driven tests also run where no shared/ lies beside the clone."""
+    path = PACKAGED_DATA / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip("../shared/data not present beside this clone")
-    return SHARED_DATA

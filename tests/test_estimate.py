@@ -73,3 +73,15 @@ def test_offload_layers_moves_weights_to_host():
     off = estimate({"model": "llama-2-13b", "offload_layers": 10})
     assert off["peak"]["device_bytes"] < base["peak"]["device_bytes"]
     assert off["host_bytes"] > 0
+
+
+def test_vllm_estimate_reports_pool_tokens_and_concurrency_like_vllm_logs():
+    est = estimate({"model": "llama-3.1-8b", "engine": "vllm", "prompt_tokens": 4096, "new_tokens": 4096})
+    sv = est["serving"]
+    per_token = 2 * 32 * 8 * 128 * 2  # K and V, 32 layers, 8 kv heads, head_dim 128, bf16
+    assert sv["kv_pool_tokens"] == sv["kv_pool_bytes"] // (16 * per_token) * 16  # whole 16-token blocks
+    assert sv["max_concurrency"] == round(sv["kv_pool_tokens"] / 8192, 2)
+    weights = sum(t["bytes"] for t in est["breakdown"] if t["name"].startswith("weights"))
+    non_torch = sum(t["bytes"] for t in est["breakdown"] if t["name"] in ("cuda_context", "workspace"))
+    budget = int(est["devices"][0]["capacity_bytes"] * 0.9)  # gpu_memory_utilization default
+    assert sv["kv_pool_bytes"] == budget - weights - sv["profile_activation_bytes"] - non_torch

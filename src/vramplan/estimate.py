@@ -104,6 +104,19 @@ def _totals(terms: list[Term]) -> dict[str, int]:
     return {"allocated_bytes": alloc, "reserved_bytes": reserved, "device_bytes": device}
 
 
+def _serving(r: Resolved, terms: list[Term], capacity: int) -> dict[str, Any]:
+    """Extension for preallocating engines (vLLM, SGLang): KV pool and maximum concurrency as the engine logs them."""
+    from vramplan.memory.serving import serving_summary
+
+    s = r.scenario
+    return serving_summary(
+        r.spec, r.engine, total_bytes=capacity, kv_dtype=s.compute_dtype if s.kv_cache == "auto" else s.kv_cache,
+        weights_bytes=sum(t.bytes for t in terms if t.name.startswith("weights")),
+        non_torch_bytes=sum(t.bytes for t in terms if t.name in ("cuda_context", "workspace")),
+        max_model_len=s.context_tokens, act_bytes=2 if s.compute_dtype != "fp32" else 4, attention=s.attention,
+        tp=s.parallel.tp)
+
+
 def _metric_ranges(terms: list[Term]) -> dict[str, dict[str, int]]:
     """Extension: the busiest device's [low, high] for each metric (allocated ⊂ reserved ⊂ device levels)."""
     out, levels = {}, []
@@ -153,6 +166,8 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
         "fits": all(dv["fits"] for dv in devices),
         "warnings": warnings,
     }
+    if r.engine.pool_fraction and s.task == "inference":
+        out["serving"] = _serving(r, b_terms, busiest["capacity_bytes"])
     if host_terms:
         out["host_bytes"] = sum(t.bytes for t in host_terms)
         out["host_breakdown"] = [t.to_dict() for t in host_terms]

@@ -69,6 +69,10 @@ def print_estimate(est: dict[str, Any], *, wide: bool = False) -> None:
                        fmt_gib(d["device_bytes"]), fmt_gib(d["capacity_bytes"]),
                        "yes" if d["fits"] else "[red]no[/]")
         con.print(dt)
+    if "serving" in est:
+        sv = est["serving"]
+        con.print(f"KV pool: {fmt_gib(sv['kv_pool_bytes'])} GiB = {sv['kv_pool_tokens']:,} tokens · maximum "
+                  f"concurrency for {sv['max_model_len']:,} tokens per request: {sv['max_concurrency']:.2f}x")
     if est.get("host_bytes"):
         con.print(f"host RAM needed: {fmt_gib(est['host_bytes'])} GiB")
 

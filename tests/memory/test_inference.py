@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import shared_rows
+from conftest import published_rows
 from vramplan.estimate import estimate
 from vramplan.memory.inference import kv_cache_bytes
 from vramplan.models import catalog
@@ -88,9 +88,7 @@ def test_seed_002_003_dtype_table(name):
 
 
 def _row(row_id: str) -> dict:
-    rows = {r["id"]: r for r in shared_rows()}
-    if row_id not in rows:
-        pytest.skip("../shared/data not present")
+    rows = {r["id"]: r for r in published_rows()}
     return rows[row_id]
 
 

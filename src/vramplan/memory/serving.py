@@ -74,3 +74,17 @@ def kv_pool(spec: ModelSpec, engine: EngineProfile, *, total_bytes: int, weights
     return KVPool(int(total_bytes * fraction), weights_bytes, activation_bytes, non_torch_bytes, block,
                   engine.block_tokens)
 
+
+
+def serving_summary(spec: ModelSpec, engine: EngineProfile, *, total_bytes: int, weights_bytes: int,
+                    non_torch_bytes: int, kv_dtype: str, max_model_len: int, act_bytes: int, attention: str,
+                    tp: int = 1) -> dict[str, float | int]:
+    """What vLLM logs at start-up for this device: KV pool bytes and tokens, and the maximum concurrency for
+    requests of `max_model_len` tokens (estimate extension `serving`)."""
+    activation = profile_activation_bytes(spec, engine, max_model_len=max_model_len, act_bytes=act_bytes,
+                                          attention=attention, tp=tp)
+    pool = kv_pool(spec, engine, total_bytes=total_bytes, weights_bytes=weights_bytes, activation_bytes=activation,
+                   non_torch_bytes=non_torch_bytes, kv_dtype=kv_dtype, tp=tp)
+    return {"kv_pool_bytes": pool.pool_bytes, "kv_pool_tokens": pool.tokens, "max_model_len": max_model_len,
+            "max_concurrency": round(pool.max_concurrency(max_model_len), 2),
+            "profile_activation_bytes": activation}

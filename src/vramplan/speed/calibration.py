@@ -9,6 +9,11 @@ A class key is `<family>/<device>`: family from the engine (calibration.json `fa
 `cuda` (NVIDIA), `vulkan` (other discrete/integrated GPUs), `metal` / `metal-max` / `metal-ultra` (Apple GPU by
 tier; Ultra = two Max dies),
 `cpu`. Lookup falls back to the device pool `*/<device>`, then to `*/cuda`.
+
+Eras: a class listed in calibration.json `eras` has a boundary month (`before`, with the engine change that set it);
+rows dated earlier form the class `<family>/<device>@pre-<YYYY-MM>`, and a scenario whose `engine_version` is earlier
+than the boundary asks for it. `engine_version` None (current builds) or later asks for the plain class. An era
+class with fewer than MIN_ROWS rows is not fitted: lookup falls back to the plain class (the caller warns).
 """
 
 from __future__ import annotations
@@ -129,12 +134,30 @@ def family(engine: str, table: dict[str, str] | None = None) -> str:
     return (table or calibration()["families"])[engine]
 
 
-def lookup(section: str, fam: str, device: str) -> tuple[Fit, bool]:
-    """(fit, exact) for `<fam>/<device>` in `section` ('decode' or 'prefill'); exact is False after a fallback."""
+def class_key(fam: str, device: str, engine_version: str | None) -> str:
+    """The class a scenario asks for: `<fam>/<device>`, or its `@pre-<before>` era class when the engine build month
+    `engine_version` (YYYY-MM; None = current builds) is earlier than that class's era boundary."""
+    key = f"{fam}/{device}"
+    era = calibration()["eras"].get(key)
+    if era and engine_version is not None and engine_version < era["before"]:
+        return f"{key}@pre-{era['before']}"
+    return key
+
+
+def era_rows(section: str, key: str) -> list[str]:
+    """Row ids dated before the boundary of era class `key` (fitted or not: fewer than MIN_ROWS are not)."""
+    base, _, _ = key.partition("@")
+    return calibration()["eras"].get(base, {}).get("rows", {}).get(section, [])
+
+
+def lookup(section: str, key: str) -> tuple[Fit, bool]:
+    """(fit, exact) for class `key` in `section` ('decode' or 'prefill'); exact is False after a fallback:
+    era class -> its plain class `<fam>/<device>` -> device pool `*/<device>` -> `*/cuda`."""
     table = calibration()[section]
-    for i, key in enumerate((f"{fam}/{device}", f"*/{device}", "*/cuda")):
-        if key in table:
-            return _fit_from_json(key, table[key]), i == 0
+    plain = key.partition("@")[0]
+    for i, k in enumerate(dict.fromkeys((key, plain, "*/" + plain.split("/")[1], "*/cuda"))):
+        if k in table:
+            return _fit_from_json(k, table[k]), i == 0
     raise KeyError(section)
 
 
