@@ -5,6 +5,8 @@
 Rows: `throughput.csv` decode rows with `include_in_roofline_stats=yes`, and its prefill / TTFT rows, each joined to
 its `speed_public.jsonl` twin (same order) and kept only when that scenario is `usable`. The x of each row is computed
 by vramplan itself (speed.decode_parts / roofline.prefill_flops), so the fit and a prediction see the same bytes.
+Eras (ERAS): a row of an era-split class dated (YYYY-MM in `date_or_build`, else in `source`; neither = current)
+before the boundary goes to `<class>@pre-<boundary>`, fitted only with ≥ MIN_ROWS rows and kept out of device pools.
 `--write` stores the result in src/vramplan/speed/calibration.json with provenance (rows, date, residual quantiles).
 """
 
@@ -15,6 +17,7 @@ import csv
 import datetime
 import hashlib
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -38,6 +41,17 @@ OFFLOAD = {"llama.cpp": "host"}  # llama.cpp runs layers left on the CPU there; 
 MAMF_LITERATURE = {"A100-80GB": {"bf16": 0.87}, "A100-40GB": {"bf16": 0.87}, "H100-SXM": {"bf16": 0.80}}
 MAMF_ROWS = {"NVIDIA GH200 (900W, 141GiB)": "GH200-144GB", "NVIDIA B200 SXM": "B200", "NVIDIA GB200": "GB200",
              "Intel Gaudi 2": "Gaudi-2", "Intel Gaudi 3": "Gaudi-3", "NVIDIA H100 SXM": "H100-SXM"}
+# llama.cpp Metal decode was rewritten in July 2023; builds from August 2023 on decode at today's efficiency.
+# M2 Max 30-core, LLaMA-7B Q4_0 tg: 27.0 ms/token (PR #1733, 2023-06-07), 21.5 (PR #2188 thread, master 2023-07-12),
+# 18.6 -> 17.6 (PR #2375, 2023-07-24), 16.3 = 61.2 t/s (PR #2959, 2023-09-01); Q4_K 23.7 -> 19.5 ms (PR #2290).
+# After July the curve is flat: M2 Ultra 7B Q4_0 tg128 88.54 t/s in PR #2917 (2023-08-30) vs 94.27 in discussion
+# #4167 (Nov 2023+), +6 %. There was no Metal decode rewrite in Nov 2023; #4167 is a benchmark collection.
+METAL_ERA = {"before": "2023-08",
+             "source": "github.com/ggml-org/llama.cpp PRs #2188 (q4_0 mat-vec kernel, lshzh-ww, 2023-07-12), "
+                       "#2290/#2294/#2307 (Q4_K/Q5_K/Q6_K/Q3_K mat-vec, ikawrakow, 2023-07-20/21), #2375 "
+                       "(Q4_0/Q4_1 half blocks, 2023-07-24), #2358 (concurrent dispatch, 2023-07-24)"}
+ERAS = {"llama.cpp/metal": METAL_ERA, "llama.cpp/metal-max": METAL_ERA, "llama.cpp/metal-ultra": METAL_ERA}
+MONTH = re.compile(r"(20\d\d)-(0[1-9]|1[0-2])")
 # LLM Foundry FSDP throughput tables (one job, bf16, no pipeline): hardware FLOPs utilisation per architecture.
 TRAINING_CC = {"A100": "8.0", "H100": "9.0"}
 
@@ -72,19 +86,40 @@ def _prefill_point(r, pub) -> tuple[str, tuple[str, float, float, float]]:
     return f"{cal.family(s.engine, FAMILIES)}/{cal.device_class(gpu)}", (pub["id"], flops / peak, 0.0, t)
 
 
+def _era_key(key: str, row: dict) -> str:
+    """`key`, or its `@pre-<before>` era class when the row's build month is earlier than the class's boundary."""
+    era = ERAS.get(key)
+    m = MONTH.search(row["date_or_build"]) or MONTH.search(row["source"])
+    if era and m and m.group(0) < era["before"]:
+        return f"{key}@pre-{era['before']}"
+    return key
+
+
 def _fits(points: dict[str, list], lengths: dict[str, set]) -> dict[str, dict]:
-    """One fit per class with ≥ MIN_ROWS rows, plus one pooled fit per device class; a class fits a floor t0 only
-    when its rows span more than one prompt length (decode rows always do: their bytes differ)."""
+    """One fit per class with ≥ MIN_ROWS rows, plus one pooled fit per device class (current-era rows only); a class
+    fits a floor t0 only when its rows span more than one prompt length (decode rows always do: their bytes differ)."""
     out, pools, pool_lengths = {}, {}, {}
     for key, rows in sorted(points.items()):
-        pool = "*/" + key.split("/")[1]
-        pools.setdefault(pool, []).extend(rows)
-        pool_lengths.setdefault(pool, set()).update(lengths.get(key, {0, 1}))
+        if "@" not in key:
+            pool = "*/" + key.split("/")[1]
+            pools.setdefault(pool, []).extend(rows)
+            pool_lengths.setdefault(pool, set()).update(lengths.get(key, {0, 1}))
         if len(rows) >= cal.MIN_ROWS:
             out[key] = cal.fit_to_json(cal.fit_class(key, rows, with_t0=len(lengths.get(key, {0, 1})) > 1))
     for key, rows in sorted(pools.items()):
         if len(rows) >= cal.MIN_ROWS:
             out[key] = cal.fit_to_json(cal.fit_class(key, rows, with_t0=len(pool_lengths[key]) > 1))
+    return out
+
+
+def _eras(dec: dict[str, list], pre: dict[str, list]) -> dict[str, dict]:
+    """ERAS with the row ids dated before each boundary, per section (a class is fitted from them only with ≥
+    MIN_ROWS rows; speed() names the count when it falls back)."""
+    out = {}
+    for key, era in ERAS.items():
+        early = f"{key}@pre-{era['before']}"
+        out[key] = {**era, "rows": {section: [r[0] for r in points.get(early, [])]
+                                    for section, points in (("decode", dec), ("prefill", pre))}}
     return out
 
 
@@ -145,9 +180,10 @@ def fit(data: Path) -> dict:
             continue
         if path.startswith("decode.") and row["include_in_roofline_stats"] == "yes":
             key, point = _decode_point(r, pub)
-            dec.setdefault(key, []).append(point)
+            dec.setdefault(_era_key(key, row), []).append(point)
         elif path.startswith("prefill.") and r.gpus[0].kind != "cpu":
             key, point = _prefill_point(r, pub)
+            key = _era_key(key, row)
             pre.setdefault(key, []).append(point)
             prompt_lengths.setdefault(key, set()).add(r.scenario.prompt_tokens)
     digest = {f: hashlib.sha256((data / f).read_bytes()).hexdigest()[:16]
@@ -160,7 +196,8 @@ def fit(data: Path) -> dict:
                            "residuals": "loo_ratio_p10/p90 = measured/predicted time, leave-one-out; mape in-sample, "
                                         "loo_mape out-of-sample",
                            "min_rows": cal.MIN_ROWS},
-            "families": FAMILIES, "offload": OFFLOAD, "decode": _fits(dec, {}), "prefill": _fits(pre, prompt_lengths),
+            "families": FAMILIES, "offload": OFFLOAD, "eras": _eras(dec, pre),
+            "decode": _fits(dec, {}), "prefill": _fits(pre, prompt_lengths),
             "mamf": _mamf(csv_rows), "training": _training(csv_rows)}
 
 
@@ -170,11 +207,16 @@ def main() -> int:
     ap.add_argument("--write", action="store_true", help=f"write {OUT.relative_to(ROOT)}")
     args = ap.parse_args()
     result = fit(args.data)
-    print(f"{'section':8} {'class':22} {'n':>3} {'eta':>6} {'t0 ms':>7} {'MAPE':>6} {'LOO':>6} {'p10':>6} {'p90':>6}")
+    print(f"{'section':8} {'class':32} {'n':>3} {'eta':>6} {'t0 ms':>7} {'MAPE':>6} {'LOO':>6} {'p10':>6} {'p90':>6}")
     for section in ("decode", "prefill"):
         for key, f in result[section].items():
-            print(f"{section:8} {key:22} {f['n']:3d} {f['eta']:6.3f} {f['t0_s'] * 1e3:7.2f} {f['mape']:6.1%} "
+            print(f"{section:8} {key:32} {f['n']:3d} {f['eta']:6.3f} {f['t0_s'] * 1e3:7.2f} {f['mape']:6.1%} "
                   f"{f['loo_mape']:6.1%} {f['loo_ratio_p10']:6.2f} {f['loo_ratio_p90']:6.2f}")
+    for key, era in result["eras"].items():
+        for section, rows in era["rows"].items():
+            if len(rows) < cal.MIN_ROWS:
+                print(f"{section:8} {key}@pre-{era['before']}: {len(rows)} rows < {cal.MIN_ROWS}, not fitted "
+                      f"(falls back to {key})")
     print("training eta_hw:", {k: v["eta_hw"] for k, v in result["training"]["by_compute_capability"].items()},
           "default", result["training"]["default"]["eta_hw"], "range", result["training"]["range_ratio"])
     if args.write:

@@ -40,3 +40,16 @@ def test_human_table_and_bad_field_exit_2():
     assert p.returncode == 0 and "decode ms/token" in p.stdout
     bad = run("huggyllama/llama-7b", "--kv-cache", "fp6")
     assert bad.returncode == 2 and "kv_cache" in bad.stderr
+
+
+def test_engine_version_shows_in_title_and_assumptions(tmp_path):
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"model": "huggyllama/llama-7b", "weights": "gguf-Q4_0", "engine": "llama.cpp",
+                             "gpu": "M2-Max", "engine_version": "2023-06"}))
+    p = run("--scenario", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    era = next(a for a in out["assumptions"] if a["name"] == "engine_version")
+    assert era["value"] == "2023-06" and "llama.cpp/metal-max@pre-2023-08" in era["source"]
+    table = run("--scenario", str(f))
+    assert table.returncode == 0 and "llama.cpp build 2023-06" in table.stdout

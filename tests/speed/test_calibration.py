@@ -61,8 +61,31 @@ def test_device_class(gpu, dev):
 
 
 def test_lookup_falls_back_to_device_pool():
-    fit, exact = cal.lookup("decode", "transformers", "cuda")
+    fit, exact = cal.lookup("decode", "transformers/cuda")
     assert fit.key == "*/cuda" and not exact
+
+
+def test_class_key_picks_the_era_class_only_before_the_boundary():
+    before = cal.calibration()["eras"]["llama.cpp/metal-max"]["before"]
+    assert cal.class_key("llama.cpp", "metal-max", None) == "llama.cpp/metal-max"
+    assert cal.class_key("llama.cpp", "metal-max", before) == "llama.cpp/metal-max"
+    assert cal.class_key("llama.cpp", "metal-max", "2023-06") == f"llama.cpp/metal-max@pre-{before}"
+    assert cal.class_key("llama.cpp", "cuda", "2023-06") == "llama.cpp/cuda"  # no era split for CUDA
+
+
+def test_era_classes_are_fitted_on_their_own_rows_only_and_never_on_seed_rows():
+    data = cal.calibration()
+    early = data["decode"]["llama.cpp/metal-max@pre-2023-08"]
+    assert early["rows"] == data["eras"]["llama.cpp/metal-max"]["rows"]["decode"]
+    assert not set(early["rows"]) & set(data["decode"]["llama.cpp/metal-max"]["rows"])
+    assert not set(early["rows"]) & set(data["decode"]["*/metal-max"]["rows"])
+    # speed-pub-145..147: seed 003's M2 Max figures, include_in_roofline_stats=no
+    assert not {"speed-pub-145", "speed-pub-146", "speed-pub-147"} & set(early["rows"])
+
+
+def test_every_era_cites_its_boundary_source():
+    for key, era in cal.calibration()["eras"].items():
+        assert era["source"] and len(era["before"]) == 7, key
 
 
 def test_links_come_from_the_interconnect_table():

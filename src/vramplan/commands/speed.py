@@ -38,7 +38,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 def _title(s: dict[str, Any]) -> str:
     gpus = s["gpus"] if isinstance(s["gpus"], int) else len(s["gpus"])
-    head = f"{s['model']} · {s['task']} · weights {s['weights']} · {gpus}× {s['gpu']} · {s['engine']}"
+    engine = f"{s['engine']} build {s['engine_version']}" if s.get("engine_version") else s["engine"]
+    head = f"{s['model']} · {s['task']} · weights {s['weights']} · {gpus}× {s['gpu']} · {engine}"
     if s["task"] == "training":
         return f"{head} · micro-batch {s['batch_size']} × GA {s['gradient_accumulation']} · seq {s['seq_len']}"
     return f"{head} · batch {s['batch_size']} · {s['prompt_tokens']} + {s['new_tokens']} tokens"

@@ -2,7 +2,8 @@
 
 `speed(scenario)` returns exactly SCENARIO.md's Speed object plus documented extensions: `decode.bound` names the
 binding roof, `decode.breakdown` / `prefill.breakdown` / `training.breakdown` list each roof's seconds, every
-section carries `range` (calibration residuals, leave-one-out p10–p90), and `calibration` names the class used.
+section carries `range` (calibration residuals, leave-one-out p10–p90), and `calibration` names the class used
+(an era class `<family>/<device>@pre-<YYYY-MM>` when `engine_version` predates that class's boundary).
 Formulas live in roofline.py; fitted constants in calibration.json (see calibration.py).
 """
 
@@ -41,7 +42,7 @@ def _compute_s(r: Resolved, context_tokens: int) -> float | None:
     peak, dtype = _peak(r, r.gpus[0])
     if not peak:
         return None
-    law, _, _ = _prefill_eta(r, r.gpus[0], cal.family(s.engine), dtype)
+    law, _, _ = _prefill_eta(r, r.gpus[0], dtype)
     flops = s.batch_size * (2.0 * spec.active_params + 4 * spec.num_attention_layers * context_tokens
                             * rl.attention_width(spec))
     return flops / (law.eta * peak * s.parallel.tp)
@@ -62,8 +63,13 @@ def _peak(r: Resolved, gpu: GPU) -> tuple[float | None, str]:
     return gpu.peak_flops(dtype), dtype
 
 
-def _prefill_eta(r: Resolved, gpu: GPU, fam: str, dtype: str) -> tuple[rl.Affine, cal.Fit, bool]:
-    fit, exact = cal.lookup("prefill", fam, cal.device_class(gpu))
+def _class_key(r: Resolved, gpu: GPU) -> str:
+    """The calibration class this scenario asks for on `gpu`: engine family, device class and era (engine_version)."""
+    return cal.class_key(cal.family(r.scenario.engine), cal.device_class(gpu), r.scenario.engine_version)
+
+
+def _prefill_eta(r: Resolved, gpu: GPU, dtype: str) -> tuple[rl.Affine, cal.Fit, bool]:
+    fit, exact = cal.lookup("prefill", _class_key(r, gpu))
     cap = cal.mamf(gpu, dtype)
     law = rl.Affine(min(fit.law.eta, cap), fit.law.t0_s) if cap else fit.law
     return law, fit, exact
@@ -90,7 +96,7 @@ def decode_parts(r: Resolved) -> DecodeParts:
         host_bw = _bandwidth(gpu) if unified else cal.link(gpu, "host").bytes_per_s
         offloaded = per_layer * place.cpu_layers
         if cal.calibration()["offload"].get(cal.family(s.engine)) == "host":  # the CPU runs these layers (llama.cpp)
-            cpu_fit, _ = cal.lookup("decode", cal.family(s.engine), "cpu")
+            cpu_fit, _ = cal.lookup("decode", cal.class_key(cal.family(s.engine), "cpu", s.engine_version))
             offload = offloaded / (cpu_fit.law.eta * host_bw)
         else:  # weights streamed to the GPU every token (accelerate cpu offload hooks)
             offload = offloaded / (host_bw if unified else min(host_bw, cal.link(gpu, "pcie").bytes_per_s))
@@ -104,13 +110,22 @@ def _band(value: float, fit: cal.Fit) -> dict[str, float]:
     return {"low": value * fit.ratio_p10, "high": value * fit.ratio_p90}
 
 
+def _fallback(section: str, key: str, fit: cal.Fit) -> str:
+    """Warning for a class with no fit of its own; an era class names its rows (fewer than MIN_ROWS)."""
+    why = ""
+    if "@" in key:
+        why = f" ({len(cal.era_rows(section, key))} published rows before {key.partition('@pre-')[2]}, " \
+              f"{cal.MIN_ROWS} needed)"
+    return f"no {section} calibration for {key}{why}; using {fit.key} (eta {fit.law.eta:.2f}, " \
+           f"t0 {fit.law.t0_s * 1e3:.1f} ms)"
+
+
 def _decode(r: Resolved, warnings: list[str]) -> tuple[dict[str, Any], cal.Fit]:
     s = r.scenario
-    fam, dev = cal.family(s.engine), cal.device_class(r.gpus[0])
-    fit, exact = cal.lookup("decode", fam, dev)
+    key = _class_key(r, r.gpus[0])
+    fit, exact = cal.lookup("decode", key)
     if not exact:
-        warnings.append(f"no decode calibration for {fam}/{dev}; using {fit.key} (eta {fit.law.eta:.2f}, "
-                        f"t0 {fit.law.t0_s * 1e3:.1f} ms)")
+        warnings.append(_fallback("decode", key, fit))
     p = decode_parts(r)
     memory_s = p.memory_x_s / fit.law.eta
     compute_s = _compute_s(r, p.context_tokens)
@@ -134,10 +149,9 @@ def _prefill(r: Resolved, warnings: list[str]) -> dict[str, Any] | None:
     if not peak:
         warnings.append(f"{gpu.name}: no {dtype} peak FLOPs published; prefill / TTFT not estimated")
         return None
-    fam = cal.family(s.engine)
-    law, fit, exact = _prefill_eta(r, gpu, fam, dtype)
+    law, fit, exact = _prefill_eta(r, gpu, dtype)
     if not exact:
-        warnings.append(f"no prefill calibration for {fam}/{cal.device_class(gpu)}; using {fit.key}")
+        warnings.append(_fallback("prefill", _class_key(r, gpu), fit))
     tp = s.parallel.tp
     flops = rl.prefill_flops(r.spec, prompt_tokens=s.prompt_tokens, batch_size=s.batch_size)
     lk = cal.link(gpu, "intra")
@@ -158,10 +172,14 @@ def _inference(r: Resolved) -> dict[str, Any]:
     if prefill is not None:
         out["prefill"] = prefill
     out["range"] = decode["range_ms"]
+    s = r.scenario
+    era = "current builds" if s.engine_version is None else f"engine build {s.engine_version}"
     out["assumptions"] = [
+        {"name": "engine_version", "value": s.engine_version,
+         "source": f"{era}: decode class '{fit.key}' (eras: calibration.json `eras`)"},
         {"name": "eta", "value": fit.law.eta, "source": f"calibration.json decode['{fit.key}'] ({len(fit.rows)} rows)"},
         {"name": "t0_s", "value": fit.law.t0_s, "source": f"calibration.json decode['{fit.key}']"},
-        {"name": "context_tokens", "value": r.scenario.prompt_tokens + r.scenario.new_tokens // 2,
+        {"name": "context_tokens", "value": s.prompt_tokens + s.new_tokens // 2,
          "source": "mean KV length over the generation (prompt + new/2)"}]
     out["calibration"] = {"decode": fit.key, "loo_mape": fit.loo_mape}
     out["warnings"] = warnings
