@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-SUMMARY_KEYS = {"n", "failed", "median_abs_error", "p90_abs_error", "bias", "inside_range_fraction"}
+SUMMARY_KEYS = {"n", "failed", "median_abs_error", "p90_abs_error", "bias", "inside_range_fraction",
+                "inside_metric_range_fraction"}
 
 
 def _validate(*args: str) -> subprocess.CompletedProcess:

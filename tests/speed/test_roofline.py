@@ -32,10 +32,6 @@ def test_gguf_q4_0_blocks_linears_and_q6k_output():
     assert read == expected
 
 
-def test_q4_k_m_upgrades_about_half_of_attn_v_and_ffn_down_layers():
-    assert rl._more_bits_layers(32) == 4 + 4 + len([i for i in range(4, 28) if (i - 4) % 3 == 2])
-
-
 def test_prefill_flops_is_2n_per_token_plus_causal_attention():
     spec = resolve_model(LLAMA7)
     p = 512

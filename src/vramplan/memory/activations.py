@@ -12,7 +12,12 @@ SwiGLU, GQA, no dropout, fused attention), saved-tensor by saved-tensor:
   eager attention saves the b·a·s² scores in fp32 softmax + 16-bit copy (Korthikanti's 5·a·s/h term).
 - SwiGLU saves gate and up outputs (SiLU, mul) and silu(gate) (mul); a plain MLP its fc1 output.
 - autocast from fp32 weights saves a 16-bit copy of every Linear weight until its backward (torch autocast
-  cached_cast; the cast copy is an input of mm).
+  cached_cast; the cast copy is an input of mm). Frozen weights are not cached (cached_cast caches only leaves that
+  require grad, aten/src/ATen/autocast_mode.cpp@v2.1), so a frozen lm_head called once per chunk saves one copy per
+  chunk.
+- fused qkv split into views (LitGPT): SDPA saves v, a view that keeps the whole qkv output alive; q and k are new
+  tensors after RoPE; GQA k/v are repeat_interleave'd to num_heads first (new tensors, the view is dropped).
+- nn.Dropout before lora_A saves a bool mask (1 B) and its output replaces the Linear input it would have saved.
 Dropout is not modelled (off in every current recipe); `Assumes` lines say so.
 """
 
@@ -44,6 +49,23 @@ class SavedPolicy:
     norm_trainable: bool = True
     autocast_copy: bool = False
     recompute_scores: bool = False
+    fused_qkv_views: bool = False
+    dropout_inputs: frozenset[str] = frozenset()  # LoRA inputs behind nn.Dropout: +1 B bool mask each
+
+
+def qkv_saved_width(spec: ModelSpec, fused_views: bool) -> int:
+    """Per-token elements of the q, k, v tensors attention saves (before its output and logsumexp).
+
+    Formula: separate projections: q + 2·kv; fused views, MHA: q + kv (q, k after RoPE) + q + 2·kv (the qkv output
+             kept by the v view); fused views, GQA: 3·q (k, v repeated to num_heads).
+    Source:  litgpt model.py@v0.5.13 CausalSelfAttention.forward (split, view, repeat_interleave); module docstring.
+    """
+    q_dim, kv_dim = spec.num_heads * spec.head_dim, spec.kv_heads_dim
+    if not fused_views:
+        return q_dim + 2 * kv_dim
+    if kv_dim == q_dim:
+        return 2 * q_dim + 3 * kv_dim
+    return 3 * q_dim
 
 
 def mlp_width(spec: ModelSpec) -> int:
@@ -59,22 +81,24 @@ def layer_saved_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, act_byt
 
     Formula: t = b·s; norms: n·t·h·(4 + a·[w trains]) (RMS) or n·t·h·a (LayerNorm);
              attention: t·(q + 2·kv + out)·a + 4·t·heads (lse), eager: b·heads·s²·6 instead of out + lse;
-             Linear inputs (qkv h, o q_dim, mlp h, down f)·t·a where the weight trains;
+             Linear inputs (qkv h, o q_dim, mlp h, down f)·t·a where the weight trains, + t·width × 1 B
+             dropout mask on LoRA inputs;
              MLP: gated 3·t·f·a, plain t·f·a; autocast: 2 B × block Linear params.
     Source:  arXiv:2205.05198 §4.1 (34·sbh + 5·a·s²·b) rewritten for modeling_llama.py@v4.44; module docstring.
-    Assumes: no dropout; rotary embeddings add no saved tensor; GQA k/v saved at num_kv_heads.
+    Assumes: dropout only on LoRA inputs where the profile says so; rotary embeddings add no saved tensor.
     """
     t, a, h = batch_size * seq_len, act_bytes, spec.hidden_size
-    q_dim, kv_dim, f = spec.num_heads * spec.head_dim, spec.kv_heads_dim, mlp_width(spec)
+    q_dim, f = spec.num_heads * spec.head_dim, mlp_width(spec)
     rms = spec.norm_kind == "rms"
     norm = spec.norms_per_layer * t * h * ((FP32 + (a if policy.norm_trainable else 0)) if rms else a)
-    attn = t * (q_dim + 2 * kv_dim) * a
+    attn = t * qkv_saved_width(spec, policy.fused_qkv_views) * a
     if attention == "eager":
         attn += 0 if policy.recompute_scores else batch_size * spec.num_heads * seq_len * seq_len * EAGER_SCORE_BYTES
     else:
         attn += t * q_dim * a + t * spec.num_heads * FP32
     inputs = {"qkv": h, "o": q_dim, "up": h, "down": f}
     lin = t * a * sum(w for k, w in inputs.items() if k in policy.linear_inputs)
+    lin += t * sum(w for k, w in inputs.items() if k in policy.dropout_inputs)
     mlp = t * f * a * (3 if spec.mlp_gated else 1)
     copies = 2 * layer_linear_params(spec) if policy.autocast_copy else 0
     return norm + attn + lin + mlp + copies
@@ -96,6 +120,17 @@ def backward_working_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, ac
 def head_saved_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, act_bytes: int) -> int:
     """Final norm and lm_head input, saved once per micro-batch: t·h·(4 + 2a)."""
     return batch_size * seq_len * spec.hidden_size * (FP32 + 2 * act_bytes)
+
+
+def head_autocast_copies_bytes(spec: ModelSpec, *, seq_len: int, chunk_tokens: int | None, head_trains: bool) -> int:
+    """16-bit copies of an fp32 lm_head weight that autocast makes and mm saves for backward.
+
+    Formula: V·h × 2 B × (1 if the head trains (cached copy) else ⌈s / chunk⌉ calls).
+    Source:  aten/src/ATen/autocast_mode.cpp@v2.1 cached_cast (caches leaves requiring grad only);
+             litgpt model.py@v0.5.13 GPT.forward lm_head_chunk_size.
+    """
+    calls = 1 if head_trains or not chunk_tokens else ceil_div(seq_len, chunk_tokens)
+    return calls * spec.vocab_size * spec.hidden_size * 2
 
 
 def loss_peak_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, loss_bytes: float, tp: int) -> int:

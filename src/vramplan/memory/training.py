@@ -203,16 +203,23 @@ def gathered_bytes(spec: ModelSpec, s: Scenario, layout: WeightLayout, prof: Tra
     return ceil_div(int(total), lay.tp)
 
 
-def _policy(spec: ModelSpec, s: Scenario, layout: WeightLayout) -> act.SavedPolicy:
+def _policy(spec: ModelSpec, s: Scenario, layout: WeightLayout, prof: TrainingProfile) -> act.SavedPolicy:
     """What the blocks save: every Linear input under full/freeze training or bnb base weights, else the inputs of
-    LoRA-targeted Linears; fp32 weights under *-mixed add autocast copies."""
-    if s.method in ("lora", "qlora") and layout.method not in DEQUANTIZING:
-        kinds = frozenset(act.INPUT_KIND.get(g.name, act.INPUT_KIND.get(g.name.rsplit(".", 1)[0], ""))
-                          for g in targeted_groups(spec, s.lora)) & act.ALL_INPUTS
-    else:
-        kinds = act.ALL_INPUTS
-    autocast = s.precision.endswith("-mixed") and layout.dense_bytes == 4 and not layout.quantized
-    return act.SavedPolicy(kinds, s.method == "full", autocast, s.activation_checkpointing == "selective")
+    LoRA-targeted Linears; fp32 weights under *-mixed add autocast copies; the framework's attention views and
+    LoRA dropout masks (training_engines.py)."""
+    lora_kinds = frozenset()
+    if s.method in ("lora", "qlora"):
+        lora_kinds = frozenset(act.INPUT_KIND.get(g.name, act.INPUT_KIND.get(g.name.rsplit(".", 1)[0], ""))
+                               for g in targeted_groups(spec, s.lora)) & act.ALL_INPUTS
+    kinds = lora_kinds if lora_kinds and layout.method not in DEQUANTIZING else act.ALL_INPUTS
+    return act.SavedPolicy(kinds, s.method == "full", _autocast_copies(s, layout),
+                           s.activation_checkpointing == "selective", prof.fused_qkv_views,
+                           lora_kinds if prof.lora_dropout else frozenset())
+
+
+def _autocast_copies(s: Scenario, layout: WeightLayout) -> bool:
+    """fp32 dense weights under *-mixed: autocast makes 16-bit copies that matmuls save."""
+    return s.precision.endswith("-mixed") and layout.dense_bytes == 4 and not layout.quantized
 
 
 def activation_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, prof: TrainingProfile,
@@ -223,12 +230,15 @@ def activation_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, prof: T
     kw = dict(batch_size=s.batch_size, seq_len=s.seq_len, act_bytes=a)
     stage = act.stage_activation_bytes(spec, layers=layers, in_flight=lay.in_flight, attention=s.attention,
                                        checkpointing=s.activation_checkpointing, offload=s.activation_offload,
-                                       policy=_policy(spec, s, layout), tp=lay.tp, **kw)
+                                       policy=_policy(spec, s, layout, prof), tp=lay.tp, **kw)
     last = lay.stage == lay.stages - 1
     loss_bytes = CHUNKED_LOSS_BYTES if s.chunked_loss and prof.loss_bytes > CHUNKED_LOSS_BYTES else prof.loss_bytes
     loss = act.loss_peak_bytes(spec, loss_bytes=loss_bytes, tp=lay.tp, batch_size=s.batch_size,
                                seq_len=s.seq_len) if last else 0
     head = act.head_saved_bytes(spec, **kw) if last else 0
+    if last and _autocast_copies(s, layout):
+        head += act.head_autocast_copies_bytes(spec, seq_len=s.seq_len, chunk_tokens=prof.lm_head_chunk_tokens,
+                                               head_trains=s.method == "full") // lay.tp
     dequant = 0
     if layout.method in DEQUANTIZING:
         dequant = max(g.rows * g.cols for g in spec.groups if g.role == LINEAR) * a
@@ -348,5 +358,8 @@ def _moment_terms(s: Scenario, moment: str, live: dict, a: act.ActivationBytes, 
             ", chunked" if s.chunked_loss else ""), prof.sources.get("loss", "training_engines.py"),
             low=int(b * ACT_LOW), high=int(b * ACT_HIGH)))
     if live.get("optimizer_step"):
-        out.append(Term("optimizer_step", live["optimizer_step"], f"{moment}: optimizer temporaries", opt_source))
+        fused = prof.configs_fuse_adamw  # the framework's configs may run the fused kernel: no temporaries
+        out.append(Term("optimizer_step", live["optimizer_step"], f"{moment}: optimizer temporaries"
+                        + ("; 0 if the config sets fused=True" if fused else ""),
+                        opt_source + ("; " + prof.sources["step"] if fused else ""), low=0 if fused else None))
     return out

@@ -28,6 +28,9 @@ DEEPSPEED_MAX_LIVE_PARAMS = 10**9
 # deepspeed/runtime/zero/config.py@v0.14); reduce_bucket_size default 5e8 elements (same file).
 DEEPSPEED_SUB_GROUP = 10**9
 DEEPSPEED_REDUCE_BUCKET = 5 * 10**8
+# LitGPT fine-tuning computes lm_head in chunks of 128 tokens (litgpt/finetune/lora.py@v0.5.13 fit:
+# `model(input_ids, lm_head_chunk_size=128)`; model.py GPT.forward `[self.lm_head(x_i) for x_i in x.split(...)]`).
+LITGPT_LM_HEAD_CHUNK_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class TrainingProfile:
     persistent_grads: bool = False  # gradient buffer allocated once (never set to None between steps)
     step_group_elems: int | None = None  # optimizer stepped in groups of this many elements
     reduce_bucket_elems: int | None = None  # cap on the unsharded gradients held for one reduce-scatter
+    lm_head_chunk_tokens: int | None = None  # lm_head called once per chunk of this many tokens
+    fused_qkv_views: bool = False  # attention takes q/k/v as views of one fused qkv output
+    lora_dropout: bool = False  # LoRA inputs pass through nn.Dropout (p > 0) before lora_A
+    configs_fuse_adamw: bool = False  # shipped configs pass AdamW(fused=True): foreach temporaries may be absent
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -60,10 +67,19 @@ TRAINING: dict[str, TrainingProfile] = {
     # FSDP MixedPrecision(param_dtype=bf16): the sharded FlatParameter stays fp32 (it is the master); the 16-bit
     # copy exists only while gathered (torch/distributed/fsdp/_flat_param.py@v2.4 _mp_shard).
     "fsdp": TrainingProfile("fsdp", mixed_16bit_params=False, sources={"params": "torch fsdp _flat_param.py@v2.4"}),
-    "torchtune": TrainingProfile("torchtune", mixed_16bit_params=False,
-                                 sources={"loss": "torchtune modules/transformer.py@v0.2 output(h).float()"}),
+    # torchtune configs set `optimizer: torch.optim.AdamW, fused: True` (recipes/configs/llama3_2/3B_full.yaml@03a1978).
+    "torchtune": TrainingProfile("torchtune", mixed_16bit_params=False, configs_fuse_adamw=True,
+                                 sources={"loss": "torchtune modules/transformer.py@v0.2 output(h).float()",
+                                          "step": "torchtune recipes/configs/llama3_2/3B_full.yaml@03a1978 "
+                                                  "AdamW fused: True"}),
+    # LitGPT CausalSelfAttention (model.py@v0.5.13; lit-gpt@8641822 the same through permute/reshape views) splits
+    # one fused qkv output; finetune/lora.py@v0.5.13 defaults lora_dropout=0.05.
     "litgpt": TrainingProfile("litgpt", loss_bytes=BF16_LOSS_BYTES, mixed_16bit_params=False,
-                              sources={"loss": "litgpt utils.py@v0.4 chunked_cross_entropy (16-bit)"}),
+                              lm_head_chunk_tokens=LITGPT_LM_HEAD_CHUNK_TOKENS, fused_qkv_views=True,
+                              lora_dropout=True,
+                              sources={"loss": "litgpt utils.py@v0.4 chunked_cross_entropy (16-bit)",
+                                       "activations": "litgpt model.py@v0.5.13 CausalSelfAttention, "
+                                                      "lora.py LoRAQKVLinear (lora_dropout 0.05)"}),
     # Megatron: 16-bit params + fp32 main_grad buffer + fp32 master in the optimizer
     # (megatron/training/theoretical_memory_usage.py@core_r0.8.0: 18 B/param, 6 + 12/DP with distributed optimizer).
     "megatron": TrainingProfile("megatron", loss_bytes=MEGATRON_LOSS_BYTES, persistent_grads=True,

@@ -12,52 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vramplan.dtypes import GGML_BLOCKS, WeightLayout, group_bytes
+from vramplan.dtypes import WeightLayout, group_bytes
 from vramplan.memory.inference import kv_cache_bytes
-from vramplan.models.spec import EMBEDDING, EXPERT, LM_HEAD, QUANTIZABLE, ModelSpec, TensorGroup
-from vramplan.units import ceil_div
-
-# llama.cpp src/llama-quant.cpp llama_tensor_get_type (b4000+): a GGUF file type is a mix. Block Linears use the base
-# type; `_M` mixes raise attn_v and ffn_down to the `more_bits` type on the layers use_more_bits() selects (first and
-# last eighth, every third in between); output.weight is Q6_K unless the base is 8-bit or wider. Other mixes (Q3_K_*,
-# Q2_K, IQ*) are approximated by their base type for every block Linear (a few % of bytes).
-GGUF_MIX: dict[str, tuple[str, str | None]] = {
-    "Q4_K_M": ("Q4_K", "Q6_K"), "Q5_K_M": ("Q5_K", "Q6_K"), "Q4_K_S": ("Q4_K", None), "Q5_K_S": ("Q5_K", None),
-    "Q3_K_S": ("Q3_K", None), "Q3_K_M": ("Q3_K", "Q5_K"), "Q3_K_L": ("Q3_K", "Q5_K"), "IQ2_M": ("IQ2_S", None),
-    "IQ3_XS": ("IQ3_S", None), "IQ3_M": ("IQ3_S", None),
-}
-GGUF_WIDE = ("F32", "F16", "BF16", "Q8_0")  # output.weight keeps these types
-GGUF_OUTPUT = "Q6_K"
-MORE_BITS_MODULES = ("v_proj", "down_proj")  # attn_v, ffn_down in llama.cpp names
-
-
-def _more_bits_layers(n: int) -> int:
-    """How many of `n` layers llama.cpp's use_more_bits(i, n) selects: i < n/8, i >= 7n/8, (i - n/8) % 3 == 2."""
-    return sum(1 for i in range(n) if i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2)
-
-
-def gguf_group_bytes(ftype: str, g: TensorGroup, num_layers: int) -> int:
-    """Bytes of all tensors of `g` in a GGUF file of type `ftype` (norms and biases stay F32).
-
-    Formula: Σ ceil(elements / block) × block bytes per tensor type of the mix (ggml-common.h block structs).
-    Source:  llama.cpp src/llama-quant.cpp llama_tensor_get_type; ggml/src/ggml-common.h.
-    Assumes: LLaMA-like tensor names; rows are whole blocks.
-    """
-    if g.cols == 1 or g.role not in (*QUANTIZABLE, EMBEDDING, LM_HEAD):
-        return g.params * 4
-    base, more = GGUF_MIX.get(ftype, (ftype, None))
-    if g.role == LM_HEAD:
-        return _ggml(ftype if ftype in GGUF_WIDE else GGUF_OUTPUT, g.params)
-    per_tensor = g.rows * g.cols
-    if more is not None and g.module in MORE_BITS_MODULES and g.count == num_layers:
-        upgraded = _more_bits_layers(num_layers)
-        return _ggml(more, per_tensor) * upgraded + _ggml(base, per_tensor) * (g.count - upgraded)
-    return _ggml(base, per_tensor) * g.count
-
-
-def _ggml(ggml_type: str, elements: int) -> int:
-    per_block, block_bytes = GGML_BLOCKS.get(ggml_type, GGML_BLOCKS["Q4_K"])
-    return ceil_div(elements, per_block) * block_bytes
+from vramplan.models.spec import EMBEDDING, EXPERT, ModelSpec
 
 
 def weight_read_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
@@ -65,14 +22,14 @@ def weight_read_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
     of which only the token's rows are gathered; routed experts count experts_per_token / num_experts.
 
     Formula: Σ_groups bytes(group) × active share, embeddings excluded.
-    Source:  dtypes.py layouts (GGUF: gguf_group_bytes); active experts arXiv:2401.04088 §2.1.
+    Source:  dtypes.py layouts (GGUF: models/gguf_mix.py per-tensor types); active experts arXiv:2401.04088 §2.1.
     Assumes: tied embeddings are read once as lm_head.
     """
     total = 0.0
     for g in spec.groups:
         if g.role == EMBEDDING and not spec.tie_word_embeddings:
             continue
-        b = gguf_group_bytes(layout.name[5:], g, spec.num_layers) if layout.method == "gguf" else group_bytes(layout, g)
+        b = group_bytes(layout, g)
         if g.role == EXPERT and spec.moe is not None:
             b = b * spec.moe.experts_per_token / spec.moe.num_experts
         total += b

@@ -17,7 +17,8 @@ from vramplan.validate.runner import RowResult, summarize_by
 # Rows whose |error| exceeds this are highlighted (yellow) and should carry a note in row_notes.json.
 NOTE_THRESHOLD = 0.15
 GROUP_WIDTH = 48  # terminal only: source names are long; markdown shows them whole
-SUMMARY_COLUMNS = ("group", "n", "failed", "median |err|", "p90 |err|", "bias", "inside range")
+SUMMARY_COLUMNS = ("group", "n", "failed", "median |err|", "p90 |err|", "bias", "inside range",
+                   "inside metric range")
 
 
 def load_row_notes() -> dict[str, str]:
@@ -45,9 +46,10 @@ def fmt_error(r: RowResult) -> str:
 
 
 def summary_cells(group: str, s: dict[str, Any]) -> list[str]:
-    """One summary line: group, n, failed, median, p90, bias, inside-range fraction."""
+    """One summary line: group, n, failed, median, p90, bias, inside-range fractions (device range; metric range)."""
     return [group, str(s["n"]), str(s["failed"]), fmt_pct(s["median_abs_error"]), fmt_pct(s["p90_abs_error"]),
-            fmt_pct(s["bias"], signed=True), fmt_pct(s["inside_range_fraction"])]
+            fmt_pct(s["bias"], signed=True), fmt_pct(s["inside_range_fraction"]),
+            fmt_pct(s["inside_metric_range_fraction"])]
 
 
 def print_report(results: list[RowResult], *, title: str) -> None:
@@ -111,7 +113,9 @@ def markdown(results: list[RowResult], *, data: dict[str, Any], version: str, no
              "Every row is a peak-memory figure published by others (`../shared/data`, with its source). The error is "
              "the gap between vramplan's predicted interval and the measured interval, relative to the measured "
              "value, and 0 when they overlap (the definition of `../shared/tools/score.py`). A row whose estimate "
-             "fails counts as 100 %. *Inside range* means the estimate's stated range overlaps the measured value.",
+             "fails counts as 100 %. *Inside range* means the estimate's stated `range` (which brackets device_bytes, "
+             "as score.py checks it) overlaps the measured value; *inside metric range* uses the band of the metric "
+             "the row measured (`metric_ranges`: allocated, reserved or device).",
              ""]
     for key, heading in (("kind", "Summary"), ("engine", "By engine"), ("source", "By source")):
         lines += [f"## {heading}", ""]
