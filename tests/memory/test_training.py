@@ -7,6 +7,7 @@ import pytest
 
 from vramplan.errors import ScenarioError
 from vramplan.estimate import estimate
+from vramplan.memory import activations as act
 from vramplan.models.resolve import resolve_model
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "measured_public.jsonl"
@@ -161,3 +162,36 @@ def test_seed_002_zero3_70b_nvidia_smi_within_10_percent(row):
 def test_seed_002_zero3_70b_micro_batch_1(row):
     e = estimate(row["scenario"])
     assert e["peak"]["device_bytes"] == pytest.approx(row["measured"]["bytes"], rel=0.10)
+
+
+def test_litgpt_autocast_saves_one_lm_head_copy_per_128_token_chunk():
+    """litgpt model.py@v0.5.13: a frozen fp32 lm_head is cast to bf16 on each of the ⌈s/128⌉ chunk calls (autocast
+    caches only weights that require grad) and each copy is saved by its mm."""
+    spec = resolve_model("llama-2-7b")
+    head = spec.vocab_size * spec.hidden_size * 2
+    assert act.head_autocast_copies_bytes(spec, seq_len=1034, chunk_tokens=128, head_trains=False) == 9 * head
+    assert act.head_autocast_copies_bytes(spec, seq_len=1034, chunk_tokens=128, head_trains=True) == head
+    assert act.head_autocast_copies_bytes(spec, seq_len=1034, chunk_tokens=None, head_trains=False) == head
+    kw = dict(weights="fp32", precision="bf16-mixed", method="lora", engine="litgpt")
+    assert _terms(_est(seq_len=1025, **kw))["activations"] - _terms(_est(seq_len=1024, **kw))["activations"] > head
+
+
+def test_fused_qkv_views_keep_the_qkv_output_for_mha_and_repeat_kv_for_gqa():
+    mha, gqa = resolve_model("llama-2-7b"), resolve_model("meta-llama/Meta-Llama-3-8B-Instruct")
+    assert act.qkv_saved_width(mha, False) == 3 * 4096
+    assert act.qkv_saved_width(mha, True) == 5 * 4096  # q, k after RoPE + the whole qkv output behind v
+    assert act.qkv_saved_width(gqa, False) == 4096 + 2 * 1024
+    assert act.qkv_saved_width(gqa, True) == 3 * 4096  # k, v repeat_interleave'd to 32 heads
+
+
+def test_litgpt_lora_activations_add_qkv_views_and_dropout_masks_exactly():
+    """Per layer and token: 2 B × (q + kv) behind the v view + 1 B dropout mask on the h-wide qkv input."""
+    kw = dict(method="lora", precision="bf16-true", lora={"rank": 8, "targets": ["q_proj", "v_proj"]}, seq_len=1304)
+    diff = _terms(_est(engine="litgpt", **kw))["activations"] - _terms(_est(engine="transformers", **kw))["activations"]
+    assert diff == 32 * 1304 * (2 * (4096 + 4096) + 4096)
+
+
+def test_torchtune_adamw_step_temporaries_may_be_absent_under_fused_configs():
+    e = _est(precision="bf16-true", optimizer="adamw", engine="torchtune")
+    step = next(t for t in e["breakdown"] if t["name"] == "optimizer_step")
+    assert step["low_bytes"] == 0 and step["bytes"] == P7 * 2

@@ -12,7 +12,7 @@ from safetensors.numpy import save
 from vramplan.dtypes import parse_weights, quantized_linear_bytes
 from vramplan.errors import FileFormatError, ModelNotFoundError
 from vramplan.models.config import spec_from_config
-from vramplan.models.hub import fetch_model, spec_from_hub
+from vramplan.models.hub import fetch_model
 
 REPO = "acme/tiny-gptq"
 H, FFN, LAYERS, HEADS, KV, VOCAB, GROUP = 256, 512, 2, 4, 2, 320, 128
@@ -143,7 +143,7 @@ def test_sharded_checkpoint_reads_every_shard_from_the_index(hub):
 
 def test_missing_repo_raises_model_not_found_naming_the_hub(hub):
     with pytest.raises(ModelNotFoundError, match="hub http://127.0.0.1"):
-        spec_from_hub("acme/nope")
+        fetch_model("acme/nope")
 
 
 def test_corrupt_remote_header_raises_file_format_error(hub):
@@ -156,7 +156,7 @@ def test_offline_mode_never_contacts_the_endpoint(hub, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE"):
-        spec_from_hub(REPO)
+        fetch_model(REPO)
     assert hub.range_requests == []
 
 
@@ -169,3 +169,5 @@ def test_cli_estimate_with_hub_flag_sizes_the_served_model(hub):
     assert out.returncode in (0, 1), out.stderr
     est = json.loads(out.stdout)
     assert est["model"]["source"] == "hub" and est["scenario"]["weights"] == "gptq-int4-g128"
+    stored = sum(a.nbytes for a in gptq_checkpoint().values())  # every served tensor's bytes, from the arrays
+    assert est["model"]["checkpoint_bytes"] == stored

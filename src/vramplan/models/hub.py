@@ -132,8 +132,3 @@ def fetch_model(repo: str) -> HubModel:
         shards = sorted(f for f in files if f.endswith(".safetensors") and "/" not in f)
     tensors = tuple(t for shard in shards for t in hub.header(shard))
     return HubModel(spec, tensors)
-
-
-def spec_from_hub(repo: str) -> ModelSpec:
-    """The ModelSpec of a hub repo (its params come from config shapes, never from packed tensor counts)."""
-    return fetch_model(repo).spec

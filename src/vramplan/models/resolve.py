@@ -7,6 +7,7 @@ The hub is used only when asked (`allow_hub=True`, CLI `--hub`), through `vrampl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,18 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _with_checkpoint(spec: ModelSpec, tensors: list[safetensors.TensorInfo]) -> ModelSpec:
+    """The spec with the exact stored bytes its safetensors headers declare (None when there are no shards)."""
+    return dataclasses.replace(spec, checkpoint_bytes=sum(t.nbytes for t in tensors)) if tensors else spec
+
+
 def _from_path(path: Path) -> ModelSpec:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(str(path), [f"{path}/config.json (missing)"])
-        safetensors.local_checkpoint(path)
-        return spec_from_config(_read_config(path / "config.json"), name=path.name, source="local")
+        tensors = safetensors.local_checkpoint(path)
+        spec = spec_from_config(_read_config(path / "config.json"), name=path.name, source="local")
+        return _with_checkpoint(spec, tensors)
     if path.suffix == ".json":
         return spec_from_config(_read_config(path), name=path.parent.name or path.stem, source="local")
     if path.suffix == ".gguf":
@@ -44,11 +51,12 @@ def _from_path(path: Path) -> ModelSpec:
 
         return read_gguf(path)
     if path.suffix == ".safetensors":
-        safetensors.read_local(path)
+        tensors = safetensors.read_local(path)
         config = path.parent / "config.json"
         if not config.is_file():
             raise ModelNotFoundError(str(path), [f"{config} (missing: a .safetensors header has no architecture)"])
-        return spec_from_config(_read_config(config), name=path.parent.name, source="local")
+        return _with_checkpoint(spec_from_config(_read_config(config), name=path.parent.name, source="local"),
+                                tensors)
     raise FileFormatError(str(path), "expected a model directory, config.json, .gguf or .safetensors")
 
 
@@ -67,7 +75,8 @@ def resolve_model(model: Any, *, allow_hub: bool = False) -> ModelSpec:
     if allow_hub and "/" in name:
         from vramplan.models import hub
 
-        return hub.spec_from_hub(name)
+        model = hub.fetch_model(name)
+        return _with_checkpoint(model.spec, list(model.tensors))
     hint = catalog.suggestions(name)
     looked.append("hub (not asked: pass --hub)" if "/" in name else "hub (not an org/name id)")
     if hint:

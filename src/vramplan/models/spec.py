@@ -118,6 +118,7 @@ class ModelSpec:
     extra_params_note: str = ""
     default_weights: str = "bf16"  # the checkpoint's own storage format (SCENARIO `weights` default)
     quantization: dict | None = None  # the checkpoint's quantization_config, verbatim
+    checkpoint_bytes: int | None = None  # exact bytes of the stored tensors, from safetensors headers (when read)
     source: str = "inline"
 
     @property

@@ -55,6 +55,8 @@ class Lever:
     cost: str
     change: Change
     label: Callable[[dict[str, Any]], str] | None = None  # row text from the changed scenario; default: key
+    elastic: str | None = None  # solver levers: the field a `plan.fit` solver sets (compared when pruning)
+    better: int = 0  # solver levers: +1 when a larger value of `elastic` is better for the user, -1 when smaller
 
 
 def _set(**fields: Any) -> Change:
@@ -86,12 +88,13 @@ def _cpu_offload(s: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def _solved(solver: Callable[[dict[str, Any]], fit.Solution], field: str) -> Change:
+def _solved(solver: Callable[[dict[str, Any]], fit.Solution], field: str, *, partial: bool = False) -> Change:
     """A lever that sets `field` to what a `plan.fit` solver finds on the current scenario, when that is a change
-    in the lever's direction (the solver's estimate carries the normalized value of `field`)."""
+    (the solver's estimate carries the normalized value of `field`). With `partial`, a solver that finds no fitting
+    value still moves to its most favourable one (batch 1), for a later lever to finish."""
     def change(s: dict[str, Any]) -> dict[str, Any] | None:
         sol = solver(s)
-        if sol.value is None or not sol.estimate["fits"]:
+        if not (sol.estimate["fits"] or partial):
             return None
         solved = sol.estimate["scenario"]
         out = {**s, field: solved[field]}
@@ -103,7 +106,7 @@ def _solved(solver: Callable[[dict[str, Any]], fit.Solution], field: str) -> Cha
 
 def _micro_batch(s: dict[str, Any]) -> dict[str, Any] | None:
     """Training: the largest micro-batch that fits, gradient accumulation raised to keep the global batch."""
-    out = _solved(fit.max_batch_size, "batch_size")(s)
+    out = _solved(fit.max_batch_size, "batch_size", partial=True)(s)
     if out is None:
         return None
     old = int(s.get("batch_size", 1)) * int(s.get("gradient_accumulation", 1))
@@ -120,9 +123,9 @@ def _shorter_context(s: dict[str, Any]) -> dict[str, Any] | None:
 
 _CKPT = "Chen et al. arXiv:1604.06174 §4; Korthikanti et al. arXiv:2205.05198 §4"
 _GPUS = Lever("more GPUs", 6, "cost scales with GPU count; inter-GPU traffic (tensor parallel / ZeRO-3 gathers)",
-              _solved(fit.min_gpus, "gpus"), lambda s: f"{s['gpus']} GPUs")
+              _solved(fit.min_gpus, "gpus"), lambda s: f"{s['gpus']} GPUs", "gpus", -1)
 _CONTEXT = Lever("shorter context", 8, "answers a different question: less text per request", _shorter_context,
-                 lambda s: f"{_context_field(s)} {s[_context_field(s)]}")
+                 lambda s: f"{_context_field(s)} {s[_context_field(s)]}", "context", 1)
 
 
 def training_levers(s: dict[str, Any]) -> list[Lever]:
@@ -134,7 +137,7 @@ def training_levers(s: dict[str, Any]) -> list[Lever]:
               _set(activation_checkpointing="selective")),
         Lever("smaller micro-batch", 2, "same global batch through gradient accumulation; lower GPU utilisation",
               _micro_batch, lambda s: f"micro-batch {s['batch_size']} × GA "
-              f"{s['gradient_accumulation']}"),
+              f"{s['gradient_accumulation']}", "batch_size", 1),
         Lever("ZeRO-3/FSDP", 2, "1.5× the DDP communication volume (arXiv:1910.02054 §7)", _shard,
               lambda s: f"strategy {s['parallel']['strategy']}"),
         Lever("adamw-8bit", 2, "8-bit Adam matches 32-bit Adam on the benchmarks of arXiv:2110.02861 Table 1",
@@ -164,11 +167,12 @@ def inference_levers(s: dict[str, Any]) -> list[Lever]:
         harm, cost = WEIGHT_COST[w]
         out.append(Lever(f"weights {w}", harm, cost, _set(weights=w)))
     out.append(Lever("smaller batch", 5, "fewer sequences served at once: lower aggregate tokens/s",
-                     _solved(fit.max_batch_size, "batch_size"), lambda s: f"batch {s['batch_size']}"))
+                     _solved(fit.max_batch_size, "batch_size", partial=True),
+                     lambda s: f"batch {s['batch_size']}", "batch_size", 1))
     if engine in OFFLOAD_ENGINES:
         out.append(Lever("offload layers", 6, "offloaded blocks run from host memory: decode slows by roughly their "
                          "bytes / PCIe bandwidth", _solved(fit.max_layers_on_gpu, "offload_layers"),
-                         lambda s: f"offload {s['offload_layers']} layers"))
+                         lambda s: f"offload {s['offload_layers']} layers", "offload_layers", -1))
     return sorted([*out, _GPUS, _CONTEXT], key=lambda lv: lv.harm)
 
 
@@ -195,32 +199,39 @@ def _try(lever: Lever, s: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 
 
 def _replay(base: dict[str, Any], levers: list[Lever]) -> tuple[list[tuple[Lever, dict, dict]], bool]:
-    """Apply `levers` in order from `base`; keep each that applies and shrinks the busiest device. Stops at the first
-    fit. Returns the (lever, scenario, estimate) steps and whether the end fits."""
+    """Apply `levers` in order from `base` until it fits, keeping each that applies and does not grow the busiest
+    device (a lever may shrink a term that is not yet the peak). Returns the (lever, scenario, estimate) steps and
+    whether the end fits."""
     s, est = base, estimate(base)
     steps: list[tuple[Lever, dict, dict]] = []
     for lever in levers:
         if est["fits"]:
             break
         got = _try(lever, s)
-        if got and got[1]["peak"]["device_bytes"] < est["peak"]["device_bytes"]:
+        if got and got[1]["peak"]["device_bytes"] <= est["peak"]["device_bytes"]:
             s, est = got
             steps.append((lever, s, est))
     return steps, est["fits"]
 
 
+def _elastic_values(steps: list[tuple[Lever, dict, dict]]) -> dict[str, float]:
+    """Signed solver values of a path (larger = better for the user), keyed by lever."""
+    final = steps[-1][2]["scenario"] if steps else {}
+    ctx = final.get("seq_len") if final.get("task") == "training" else final.get("prompt_tokens")
+    values = {**final, "context": ctx}
+    return {lv.key: lv.better * values[lv.elastic] for lv, _, _ in steps if lv.elastic}
+
+
 def _minimal(base: dict[str, Any], levers: list[Lever]) -> list[Lever]:
-    """The cumulative path in harm order, without the levers a later one supersedes (int8 before nf4, selective
-    before full checkpointing, LoRA before QLoRA): a lever goes when the path without it ends at the same scenario."""
+    """The path in harm order, without every lever it does not need: most harmful first, a lever goes when the path
+    without it still fits (or fails the same way) with no solver lever ending at a worse value."""
     steps, fits = _replay(base, levers)
     kept = [lv for lv, _, _ in steps]
-    if not steps:
-        return kept
-    final = steps[-1][2]["scenario"]
-    for lever in list(kept):
+    for lever in sorted(kept, key=lambda lv: -lv.harm):
         trial_steps, trial_fits = _replay(base, [lv for lv in kept if lv is not lever])
-        if trial_fits == fits and trial_steps and trial_steps[-1][2]["scenario"] == final:
-            kept = [lv for lv, _, _ in trial_steps]
+        old, new = _elastic_values(steps), _elastic_values(trial_steps)
+        if trial_fits >= fits and all(new.get(k, float("inf")) >= v for k, v in old.items() if k != lever.key):
+            steps, kept = trial_steps, [lv for lv, _, _ in trial_steps]
     return kept
 
 
