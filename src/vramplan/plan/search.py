@@ -267,6 +267,13 @@ def _rows(base: dict[str, Any], levers: list[Lever], with_speed: bool) -> list[d
     return rows
 
 
+def _single_wins(single: Lever, path: list[Lever]) -> bool:
+    """One lever that fits alone beats a path whose worst lever is more harmful; at equal harm the path wins when the
+    single lever is a solver lever (the path then needs less of it: fewer offloaded layers, fewer GPUs)."""
+    worst = max((lv.harm for lv in path), default=0)
+    return not path or single.harm < worst or (single.harm == worst and not single.elastic)
+
+
 def plan(scenario: dict[str, Any], *, with_speed: bool = True) -> dict[str, Any]:
     """Ranked levers for one scenario: the cumulative table of the least harmful way to fit, the alternatives that
     fit with one change, the binding constraint, and the index of the chosen row."""
@@ -274,7 +281,7 @@ def plan(scenario: dict[str, Any], *, with_speed: bool = True) -> dict[str, Any]
     levers = levers_for(est["scenario"])
     singles = [(lv, got) for lv in levers for got in [_try(lv, scenario)] if got and got[1]["fits"]]
     path = [] if est["fits"] else _minimal(scenario, levers)
-    if singles and (not path or (singles[0][0].harm, 1) <= (sum(lv.harm for lv in path), len(path))):
+    if singles and _single_wins(singles[0][0], path):
         path = [singles[0][0]]
     rows = _rows(scenario, path, with_speed)
     return {"scenario": est["scenario"], "fits": est["fits"], "binding": binding_constraint(est), "rows": rows,

@@ -1,0 +1,76 @@
+"""`vramplan fit MODEL [scenario flags] [--max batch|context|gpus|layers] [--json]`: does it fit, and how far can it go.
+
+Exit 0 when the scenario (or, with --max, the solved scenario) fits, 1 when it does not, 2 / 3 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+SOLVERS = {"batch": "max_batch_size", "context": "max_context_tokens", "gpus": "min_gpus", "layers": "max_layers_on_gpu"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `fit` parser (no heavy imports here)."""
+    from vramplan.cli import add_scenario_flags
+
+    p = subparsers.add_parser("fit", help="does it fit; the largest batch/context, fewest GPUs, most layers on GPU",
+                              description=cmd_fit.__doc__)
+    add_scenario_flags(p)
+    p.add_argument("--max", choices=tuple(SOLVERS), help="solve for this value (gpus: the fewest) by bisection")
+    p.add_argument("--json", action="store_true", help="print {fits, solved, value, estimate} as one JSON object")
+    p.set_defaults(func=cmd_fit)
+
+
+def solve(scenario: dict[str, Any], what: str | None) -> dict[str, Any]:
+    """The fit answer: the estimate as given, or the solver's value and the estimate at it."""
+    from vramplan.estimate import estimate
+    from vramplan.plan import fit
+
+    if what is None:
+        est = estimate(scenario)
+        return {"fits": est["fits"], "solved": None, "value": None, "estimate": est}
+    sol = getattr(fit, SOLVERS[what])(scenario)
+    return {"fits": sol.value is not None and sol.estimate["fits"], "solved": sol.field, "value": sol.value,
+            "evaluations": sol.evaluations, "estimate": sol.estimate}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Does the scenario fit on its GPUs? With --max, bisect for the largest batch / context or layers on GPU, or the
+    fewest GPUs, that fit. Prints the answer and the headroom; exit 0 fits, 1 does not fit."""
+    from vramplan.cli import emit, fail, scenarios_from_args
+    from vramplan.errors import ScenarioError, VramplanError
+
+    try:
+        items, batch = scenarios_from_args(args)
+        if batch or not isinstance(items[0], dict):
+            raise ScenarioError("scenario", str(args.scenario), message="fit takes one scenario (JSON/YAML)")
+        out = solve(items[0], args.max)
+    except (VramplanError, json.JSONDecodeError) as e:
+        return fail(e)
+    emit({**out, "warnings": out["estimate"]["warnings"]}, as_json=args.json, render=lambda: _print(out))
+    return 0 if out["fits"] else 1
+
+
+def answer_line(out: dict[str, Any]) -> str:
+    """One line: the answer (or fits yes/no) and the busiest device's headroom."""
+    from vramplan.units import fmt_gib
+
+    est = out["estimate"]
+    busiest = max(est["devices"], key=lambda d: d["device_bytes"])
+    head = f"headroom {fmt_gib(busiest['headroom_bytes'])} GiB on device {busiest['index']} ({busiest['gpu']}, " \
+           f"{fmt_gib(busiest['device_bytes'])} of {fmt_gib(busiest['capacity_bytes'])} GiB)"
+    if out["solved"] is None:
+        return f"fits: {'yes' if out['fits'] else 'no'} · {head}"
+    if out["value"] is None:
+        return f"{out['solved']}: nothing in range fits · closest: {head}"
+    return f"{out['solved']} = {out['value']} · {head}"
+
+
+def _print(out: dict[str, Any]) -> None:
+    from vramplan.report import print_estimate
+
+    print_estimate(out["estimate"])
+    print(answer_line(out))

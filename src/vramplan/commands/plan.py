@@ -1,0 +1,110 @@
+"""`vramplan plan MODEL [scenario flags] [--json] [--rent]`: ranked levers as a cumulative table, then launch settings.
+
+With --rent: the cheapest GPU type × count × weights/method × parallelism × checkpointing configurations that fit.
+Exit 0 when the chosen row (or a rented configuration) fits, 1 when nothing found fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `plan` parser (no heavy imports here)."""
+    from vramplan.cli import add_scenario_flags
+
+    p = subparsers.add_parser("plan", help="what to change so it fits (ranked levers), launch settings, what to rent",
+                              description=cmd_plan.__doc__)
+    add_scenario_flags(p)
+    p.add_argument("--json", action="store_true", help="print the plan (or --rent grid) as one JSON object")
+    p.add_argument("--rent", action="store_true", help="search GPU type × count × weights × parallelism × "
+                   "checkpointing for the cheapest fitting hardware")
+    p.add_argument("--top", type=int, default=10, help="--rent: how many configurations to list")
+    p.set_defaults(func=cmd_plan)
+
+
+def build(scenario: dict[str, Any], *, rent: bool, top: int) -> dict[str, Any]:
+    """The plan of one scenario (levers + launch settings for the chosen row), or the --rent grid result."""
+    from vramplan.estimate import estimate, resolve
+    from vramplan.plan.launch import launch_settings
+    from vramplan.scenario import Scenario
+
+    if rent:
+        from vramplan.plan.rent import rent as rent_grid
+
+        out = rent_grid(scenario, top=top)
+        return {**out, "fits": any(c["fits"] for c in out["configs"]), "warnings": []}
+    from vramplan.plan.search import plan
+
+    out = plan(scenario)
+    chosen = out["rows"][out["chosen"]]["scenario"]
+    layers = resolve(Scenario.from_dict(chosen)).spec.num_layers
+    return {**out, "fits": out["solved"], "launch": launch_settings(estimate(chosen), num_layers=layers)}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What to change so the scenario fits: levers ranked by harm, combined cumulatively (change, device GiB, Δ vs
+    previous, tokens/s, fits), the binding constraint, then launch settings for the chosen row. --rent searches the
+    hardware grid instead."""
+    from vramplan.cli import emit, fail, scenarios_from_args
+    from vramplan.errors import ScenarioError, VramplanError
+
+    try:
+        items, batch = scenarios_from_args(args)
+        if batch or not isinstance(items[0], dict):
+            raise ScenarioError("scenario", str(args.scenario), message="plan takes one scenario (JSON/YAML)")
+        out = build(items[0], rent=args.rent, top=args.top)
+    except (VramplanError, json.JSONDecodeError) as e:
+        return fail(e)
+    emit(out, as_json=args.json, render=lambda: _print_rent(out) if args.rent else _print_plan(out))
+    return 0 if out["fits"] else 1
+
+
+def _gib(b: int | None, signed: bool = False) -> str:
+    from vramplan.units import fmt_gib
+
+    if b is None:
+        return ""
+    return ("+" if signed and b > 0 else "") + fmt_gib(b)
+
+
+def _print_plan(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(soft_wrap=False)
+    b = out["binding"]
+    con.print(f"binding constraint: {b['term']} ({_gib(b['bytes'])} GiB, {b['share']:.0%} of device {b['device']}, "
+              f"{b['gpu']})", highlight=False)
+    t = Table(title="levers, cumulative (least harmful first)", title_justify="left")
+    for col in ("change", "device GiB", "Δ GiB", "tokens/s", "fits", "cost"):
+        t.add_column(col, justify="right" if col in ("device GiB", "Δ GiB", "tokens/s") else "left",
+                     style="dim" if col == "cost" else None, overflow="fold")
+    for r in out["rows"]:
+        tps = "" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.1f}"
+        t.add_row(r["change"], _gib(r["device_bytes"]), _gib(r["delta_bytes"], True), tps,
+                  "yes" if r["fits"] else "[red]no[/]", r["cost"])
+    con.print(t)
+    if out["alternatives"]:
+        con.print("one change that fits alone: " + ", ".join(a["change"] for a in out["alternatives"]),
+                  highlight=False)
+    con.print("launch settings (chosen row):", style="bold")
+    for name, setting in out["launch"].items():
+        con.print(f"{name}: " + (setting if isinstance(setting, str) else json.dumps(setting, indent=2)),
+                  highlight=False, markup=False)
+
+
+def _print_rent(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"cheapest fitting hardware ({out['covered']} configurations covered, {out['evaluations']} "
+                    f"evaluated; prices: {out['price_source']})", title_justify="left")
+    for col in ("GPUs", "gpu", "option", "device GiB", "$/h"):
+        t.add_column(col, justify="right" if col in ("GPUs", "device GiB", "$/h") else "left")
+    for c in out["configs"]:
+        price = "" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:.2f}"
+        t.add_row(str(c["count"]), c["gpu"], json.dumps(c["option"]), _gib(c["device_bytes"]), price)
+    Console(soft_wrap=False).print(t)
