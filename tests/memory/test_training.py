@@ -191,7 +191,10 @@ def test_litgpt_lora_activations_add_qkv_views_and_dropout_masks_exactly():
     assert diff == 32 * 1304 * (2 * (4096 + 4096) + 4096)
 
 
-def test_torchtune_adamw_step_temporaries_may_be_absent_under_fused_configs():
-    e = _est(precision="bf16-true", optimizer="adamw", engine="torchtune")
-    step = next(t for t in e["breakdown"] if t["name"] == "optimizer_step")
-    assert step["low_bytes"] == 0 and step["bytes"] == P7 * 2
+def test_torchtune_adamw_runs_fused_from_the_config_change_on():
+    """torchtune configs pass AdamW(fused=True) since issue #1998 (2024-11): no foreach temporaries; before, the
+    foreach step keeps one bf16 state-sized temporary (P7 × 2 B)."""
+    now = _terms(_est(precision="bf16-true", optimizer="adamw", engine="torchtune"))
+    old = _terms(_est(precision="bf16-true", optimizer="adamw", engine="torchtune", engine_version="2024-04"))
+    assert "optimizer_step" not in now
+    assert old["optimizer_step"] == P7 * 2

@@ -9,7 +9,8 @@ import argparse
 import json
 from typing import Any
 
-SOLVERS = {"batch": "max_batch_size", "context": "max_context_tokens", "gpus": "min_gpus", "layers": "max_layers_on_gpu"}
+SOLVERS = {"batch": "max_batch_size", "context": "max_context_tokens", "gpus": "min_gpus",
+           "layers": "max_layers_on_gpu"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

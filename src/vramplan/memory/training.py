@@ -16,11 +16,16 @@ from dataclasses import dataclass
 from vramplan.dtypes import WeightLayout, group_bytes
 from vramplan.errors import ScenarioError
 from vramplan.memory import activations as act
-from vramplan.memory.engines import FRAGMENTATION, FRAGMENTATION_HIGH, EngineProfile
+from vramplan.memory.engines import FRAGMENTATION, FRAGMENTATION_FLOOR, FRAGMENTATION_HIGH, EngineProfile
 from vramplan.memory.lora import adapter_groups, targeted_groups, trainable_groups
 from vramplan.memory.optimizers import GALORE_DEFAULT_RANK, OPTIMIZERS, step_temp_bytes, tensor_state_bytes
 from vramplan.memory.terms import ALLOCATED, DEVICE, HOST, RESERVED, Term
-from vramplan.memory.training_engines import CHUNKED_LOSS_BYTES, TrainingProfile, training_profile
+from vramplan.memory.training_engines import (
+    TrainingProfile,
+    adamw_runs_fused,
+    loss_bytes_per_logit,
+    training_profile,
+)
 from vramplan.models.spec import LINEAR, ModelSpec, TensorGroup
 from vramplan.scenario import Scenario
 from vramplan.units import ceil_div
@@ -232,7 +237,7 @@ def activation_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, prof: T
                                        checkpointing=s.activation_checkpointing, offload=s.activation_offload,
                                        policy=_policy(spec, s, layout, prof), tp=lay.tp, **kw)
     last = lay.stage == lay.stages - 1
-    loss_bytes = CHUNKED_LOSS_BYTES if s.chunked_loss and prof.loss_bytes > CHUNKED_LOSS_BYTES else prof.loss_bytes
+    loss_bytes = loss_bytes_per_logit(prof, upcasts=spec.loss_upcasts_logits, chunked=s.chunked_loss)
     loss = act.loss_peak_bytes(spec, loss_bytes=loss_bytes, tp=lay.tp, batch_size=s.batch_size,
                                seq_len=s.seq_len) if last else 0
     head = act.head_saved_bytes(spec, **kw) if last else 0
@@ -303,7 +308,9 @@ def training_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: E
 def device_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: EngineProfile, prof: TrainingProfile,
                  lay: Layout) -> list[Term]:
     """Terms of one device at position `lay` (see training_terms)."""
-    opt = OPTIMIZERS[s.optimizer]
+    # the framework's shipped configs of this build instantiate AdamW(fused=True): `adamw` runs the fused kernel
+    fused = s.optimizer == "adamw" and adamw_runs_fused(prof, s.engine_version)
+    opt = OPTIMIZERS["adamw-fused" if fused else s.optimizer]
     terms, grads, largest, stepped = state_terms(spec, s, layout, prof, lay)
     a, loss = activation_terms(spec, s, layout, prof, lay)
     r = regime(s, layout, prof)
@@ -312,7 +319,7 @@ def device_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: Eng
     step = step_temp_bytes(opt, total_elements=stepped, largest_elements=largest, state_bytes=r.state_bytes)
     moments = _moments(s, prof, a, loss, grads, step, largest * r.grad_bytes)
     name, live = max(moments.items(), key=lambda kv: sum(kv[1].values()))
-    terms += _moment_terms(s, name, live, a, loss, grads, opt.source, prof)
+    terms += _moment_terms(s, name, live, a, loss, grads, opt.source, prof, upcasts=spec.loss_upcasts_logits)
     gathered = gathered_bytes(spec, s, layout, prof, lay)
     if gathered:
         terms.append(Term("gathered_params", gathered, "root unit + current and prefetched block, unsharded",
@@ -328,15 +335,16 @@ def device_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: Eng
     terms.append(Term("workspace", engine.workspace_bytes, "cuBLAS workspace (caching allocator)",
                       "aten/src/ATen/cuda/CublasHandlePool.cpp getChosenWorkspaceSize"))
     transient = sum(live.values()) + gathered + comm
+    allocated = sum(t.bytes for t in terms if t.level == ALLOCATED)
     terms.append(Term("allocator_reserve", int(transient * FRAGMENTATION),
                       f"{FRAGMENTATION:.0%} of transient tensors (block rounding, fragmentation)",
                       "fitcheck reserved/allocated 7-49% (notes/field_survey.md §3.1)", RESERVED,
-                      low=0, high=int(transient * FRAGMENTATION_HIGH)))
+                      low=0, high=int(transient * FRAGMENTATION_HIGH + allocated * FRAGMENTATION_FLOOR)))
     return [t for t in terms if t.bytes]
 
 
 def _moment_terms(s: Scenario, moment: str, live: dict, a: act.ActivationBytes, loss: int, grads: int,
-                  opt_source: str, prof: TrainingProfile) -> list[Term]:
+                  opt_source: str, prof: TrainingProfile, *, upcasts: bool) -> list[Term]:
     """Terms of the winning moment, each formula saying which moment it belongs to."""
     out = []
     g = live.get("gradients", 0)
@@ -353,13 +361,12 @@ def _moment_terms(s: Scenario, moment: str, live: dict, a: act.ActivationBytes, 
                         low=int(b * ACT_LOW), high=int(b * ACT_HIGH)))
     if live.get("logits"):
         b = live["logits"]
-        per = CHUNKED_LOSS_BYTES if s.chunked_loss else prof.loss_bytes
+        per = loss_bytes_per_logit(prof, upcasts=upcasts, chunked=s.chunked_loss)
         out.append(Term("logits", b, f"b·s·V × {per:g} B (logits + cross-entropy peak)" + (
-            ", chunked" if s.chunked_loss else ""), prof.sources.get("loss", "training_engines.py"),
+            ", chunked" if s.chunked_loss else ""), prof.sources.get("loss", "training_engines.py") + (
+            "" if upcasts else "; model code keeps 16-bit logits (modeling_qwen.py / "
+            "modeling_baichuan.py CrossEntropyLoss on shift_logits)"),
             low=int(b * ACT_LOW), high=int(b * ACT_HIGH)))
     if live.get("optimizer_step"):
-        fused = prof.configs_fuse_adamw  # the framework's configs may run the fused kernel: no temporaries
-        out.append(Term("optimizer_step", live["optimizer_step"], f"{moment}: optimizer temporaries"
-                        + ("; 0 if the config sets fused=True" if fused else ""),
-                        opt_source + ("; " + prof.sources["step"] if fused else ""), low=0 if fused else None))
+        out.append(Term("optimizer_step", live["optimizer_step"], f"{moment}: optimizer temporaries", opt_source))
     return out

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 # together when backward starts (transformers loss/loss_utils.py@v4.46 ForCausalLMLoss `logits.float()` then
 # cross_entropy; torchtune modules/transformer.py@v0.2 `self.output(h).float()`).
 FP32_LOSS_BYTES = 2 + 4 + 4 + 4
+# Remote modeling code that never upcasts (Qwen-1 modeling_qwen.py, Baichuan2 modeling_baichuan.py): 16-bit logits
+# (2) + the `.contiguous()` shifted copy (2) + log_softmax saved for backward (2) + its gradient (2).
+REMOTE_16BIT_LOSS_BYTES = 2 + 2 + 2 + 2
 # LitGPT: cross entropy on 16-bit logits chunks (litgpt/utils.py@v0.4 chunked_cross_entropy, lm_head_chunk_size=128
 # in finetune): 16-bit logits (2) + 16-bit log_softmax saved (2); chunk-sized gradients.
 BF16_LOSS_BYTES = 2 + 2
@@ -31,6 +34,7 @@ DEEPSPEED_REDUCE_BUCKET = 5 * 10**8
 # LitGPT fine-tuning computes lm_head in chunks of 128 tokens (litgpt/finetune/lora.py@v0.5.13 fit:
 # `model(input_ids, lm_head_chunk_size=128)`; model.py GPT.forward `[self.lm_head(x_i) for x_i in x.split(...)]`).
 LITGPT_LM_HEAD_CHUNK_TOKENS = 128
+TORCHTUNE_FUSED_ADAMW_SINCE = "2024-11"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class TrainingProfile:
     lm_head_chunk_tokens: int | None = None  # lm_head called once per chunk of this many tokens
     fused_qkv_views: bool = False  # attention takes q/k/v as views of one fused qkv output
     lora_dropout: bool = False  # LoRA inputs pass through nn.Dropout (p > 0) before lora_A
-    configs_fuse_adamw: bool = False  # shipped configs pass AdamW(fused=True): foreach temporaries may be absent
+    adamw_fused_since: str | None = None  # YYYY-MM from which shipped configs pass AdamW(fused=True)
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,8 +71,9 @@ TRAINING: dict[str, TrainingProfile] = {
     # FSDP MixedPrecision(param_dtype=bf16): the sharded FlatParameter stays fp32 (it is the master); the 16-bit
     # copy exists only while gathered (torch/distributed/fsdp/_flat_param.py@v2.4 _mp_shard).
     "fsdp": TrainingProfile("fsdp", mixed_16bit_params=False, sources={"params": "torch fsdp _flat_param.py@v2.4"}),
-    # torchtune configs set `optimizer: torch.optim.AdamW, fused: True` (recipes/configs/llama3_2/3B_full.yaml@03a1978).
-    "torchtune": TrainingProfile("torchtune", mixed_16bit_params=False, configs_fuse_adamw=True,
+    # torchtune configs set `optimizer: torch.optim.AdamW, fused: True` (recipes/configs/llama3_2/3B_full.yaml@03a1978)
+# since pytorch/torchtune issue #1998 "Add `fused=True` to all configs" (2024-11); earlier configs ran foreach AdamW.
+    "torchtune": TrainingProfile("torchtune", mixed_16bit_params=False, adamw_fused_since=TORCHTUNE_FUSED_ADAMW_SINCE,
                                  sources={"loss": "torchtune modules/transformer.py@v0.2 output(h).float()",
                                           "step": "torchtune recipes/configs/llama3_2/3B_full.yaml@03a1978 "
                                                   "AdamW fused: True"}),
@@ -92,3 +97,15 @@ TRAINING: dict[str, TrainingProfile] = {
 def training_profile(engine: str) -> TrainingProfile:
     """The training profile of a validated engine name; inference-only engines behave like plain PyTorch."""
     return TRAINING.get(engine, TRAINING["generic"])
+
+
+def loss_bytes_per_logit(prof: TrainingProfile, *, upcasts: bool, chunked: bool) -> float:
+    """Bytes per logit element at the loss peak: the framework's loss, the model code's (non-)upcast, chunking."""
+    per = prof.loss_bytes if upcasts or prof.loss_bytes != FP32_LOSS_BYTES else REMOTE_16BIT_LOSS_BYTES
+    return CHUNKED_LOSS_BYTES if chunked and per > CHUNKED_LOSS_BYTES else per
+
+
+def adamw_runs_fused(prof: TrainingProfile, engine_version: str | None) -> bool:
+    """`adamw` runs the fused kernel when the framework's configs of that build (None = current) ask for it."""
+    since = prof.adamw_fused_since
+    return since is not None and (engine_version is None or engine_version >= since)

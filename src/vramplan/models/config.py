@@ -193,11 +193,13 @@ FAMILIES: dict[str, Family] = {
     "qwen3": Family(fixed={"qk_norm": True}, derive=_chain(_llama, _sliding(flag="use_sliding_window"))),
     "qwen2_moe": Family(fixed={"qkv_bias": True}, derive=_moe_qwen),
     "qwen3_moe": Family(fixed={"qk_norm": True}, derive=_chain(_llama, _moe_qwen)),
-    "qwen": Family(fixed={"qkv_bias": True,
+    # Qwen-1 and Baichuan2 remote code compute the loss on 16-bit logits: modeling_qwen.py QWenLMHeadModel.forward
+    # `shift_logits = lm_logits[..., :-1, :].contiguous(); CrossEntropyLoss()(...)`; modeling_baichuan.py the same.
+    "qwen": Family(fixed={"qkv_bias": True, "loss_upcasts_logits": False,
                           "modules": ModuleNames(q="c_attn", k="", v="", o="c_proj", gate="w1", up="w2",
                                                  down="c_proj")},
                    derive=_qwen_v1),
-    "baichuan": Family(fixed={"modules": ModuleNames(q="W_pack", k="", v="")}),
+    "baichuan": Family(fixed={"modules": ModuleNames(q="W_pack", k="", v=""), "loss_upcasts_logits": False}),
     "gemma": Family(fixed={"tie_word_embeddings": True}),
     "gemma2": Family(fixed={"tie_word_embeddings": True, "norms_per_layer": 4}, derive=_sliding(default_pattern=2)),
     "gemma3_text": Family(fixed={"tie_word_embeddings": True, "norms_per_layer": 4, "qk_norm": True},

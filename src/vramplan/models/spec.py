@@ -107,6 +107,7 @@ class ModelSpec:
     learned_positions: int = 0  # rows of a learned absolute position table (gpt2, bigcode, opt)
     embedding_norm: bool = False  # bloom word_embeddings_layernorm
     attention_sinks: bool = False  # gpt-oss per-head sink logits
+    loss_upcasts_logits: bool = True  # the modeling code's loss casts logits to fp32 (False: remote code on 16-bit)
     modules: ModuleNames = field(default_factory=ModuleNames)
     moe: MoESpec | None = None
     mla: MLASpec | None = None
