@@ -39,7 +39,7 @@ def print_estimate(est: dict[str, Any], *, wide: bool = False) -> None:
     wide = wide or con.width >= 160
     peak = est["peak"]["device_bytes"]
     busiest = max(est["devices"], key=lambda d: d["device_bytes"])
-    con.print(_title(est), style="bold", highlight=False)
+    con.print(_title(est), style="bold", highlight=False, soft_wrap=True)
     t = Table(show_footer=True, header_style="bold")
     t.add_column("term", footer="device total")
     t.add_column("GiB", justify="right", footer=fmt_gib(peak))

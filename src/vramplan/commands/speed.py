@@ -49,7 +49,7 @@ def _print(out: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=_title(out["scenario"]))
+    table = Table(header_style="bold")
     for col in ("figure", "value", "range"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     if "training" in out:
@@ -73,4 +73,6 @@ def _print(out: dict[str, Any]) -> None:
             p = out["prefill"]
             table.add_row("prefill tokens/s", f"{p['tokens_per_s']:.0f}", "")
             table.add_row("TTFT (s)", f"{p['ttft_s']:.3f}", f"{p['range_s']['low']:.3f} – {p['range_s']['high']:.3f}")
-    Console().print(table)
+    con = Console()
+    con.print(_title(out["scenario"]), style="bold", highlight=False, soft_wrap=True)
+    con.print(table)
