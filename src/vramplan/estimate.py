@@ -156,7 +156,8 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
         "vramplan_version": __version__,
         "scenario": r.scenario.to_dict(),
         "model": {"name": r.spec.name, "params": r.spec.params, "active_params": r.spec.active_params,
-                  "source": r.spec.source, **({"checkpoint_bytes": r.spec.checkpoint_bytes}
+                  "source": r.spec.source, **({"hf_id": r.spec.hf_id} if r.spec.hf_id else {}),
+                  **({"checkpoint_bytes": r.spec.checkpoint_bytes}
                                               if r.spec.checkpoint_bytes is not None else {})},
         "devices": devices,
         "peak": peak,

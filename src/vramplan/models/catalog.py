@@ -6,6 +6,7 @@ entry's config with `config_overrides` applied (e.g. a GPTQ re-upload's quantiza
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -82,4 +83,4 @@ def suggestions(name: str, n: int = 3) -> list[str]:
 @cache
 def _spec(name: str) -> ModelSpec:
     e = entries()[name]
-    return spec_from_config(e.config, name=e.name, source="catalog")
+    return dataclasses.replace(spec_from_config(e.config, name=e.name, source="catalog"), hf_id=e.hf_id)

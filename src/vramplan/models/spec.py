@@ -121,6 +121,7 @@ class ModelSpec:
     quantization: dict | None = None  # the checkpoint's quantization_config, verbatim
     checkpoint_bytes: int | None = None  # exact bytes of the stored tensors, from safetensors headers (when read)
     source: str = "inline"
+    hf_id: str = ""  # the Hugging Face repo id, when known (catalog entries)
 
     @property
     def kv_heads_dim(self) -> int:

@@ -33,6 +33,9 @@ def _gpus(s: dict[str, Any]) -> int:
 
 
 def _model_id(s: dict[str, Any], model: dict[str, Any] | None) -> str:
+    """The HF id to launch with (the estimate names it for catalog models), else the scenario's model."""
+    if model and model.get("hf_id"):
+        return model["hf_id"]
     return str(s["model"]) if not isinstance(s["model"], dict) else (model or {}).get("name", "MODEL")
 
 
