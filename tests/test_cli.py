@@ -43,7 +43,13 @@ def test_does_not_fit_exits_1():
 
 @pytest.mark.parametrize("args,field", [(("--batch-size", "-1"), "batch_size"), (("--weights", "int3"), "weights"),
                                         (("--kv-cache", "fp6"), "kv_cache"), (("--gpu", "RTX-9999"), "gpu"),
-                                        (("--engine", "foo"), "engine")])
+                                        (("--engine", "foo"), "engine"), (("--gpus", "-1"), "gpus"),
+                                        (("--gpus", "A100-80GB,"), "gpus"), (("--gpus", ","), "gpus"),
+                                        (("--lora", "{bad"), "lora"), (("--parallel", "{bad"), "parallel"),
+                                        (("--tp", "3", "--gpus", "4"), "parallel.tp"),
+                                        (("--task", "training", "--method", "lora", "--lora-rank", "x"), "lora.rank"),
+                                        (("--task", "training", "--method", "lora", "--lora-targets", "nosuch"),
+                                         "lora.targets")])
 def test_bad_input_exits_2_with_field_and_no_traceback(args, field):
     r = run("estimate", "llama-2-7b", *args)
     assert r.returncode == 2
@@ -68,6 +74,18 @@ def test_bad_scenario_files_exit_2(tmp_path, name, text):
     p.write_text(text)
     r = run("estimate", "--scenario", str(p))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["estimate", "speed"])
+@pytest.mark.parametrize("kind", ["binary", "directory", "missing"])
+def test_unreadable_scenario_file_exits_2_naming_the_scenario_field(tmp_path, command, kind):
+    p = tmp_path / "s.json"
+    if kind == "binary":
+        p.write_bytes(b"\x00\x01\xff\xfe")
+    elif kind == "directory":
+        p.mkdir()
+    r = run(command, "--scenario", str(p))
+    assert r.returncode == 2 and r.stderr.startswith("error: scenario: cannot read") and "Traceback" not in r.stderr
 
 
 def test_yaml_scenario_file(tmp_path):

@@ -65,6 +65,12 @@ def test_qlora_with_16bit_weights_is_rejected():
         Scenario.from_dict({"model": "x", "task": "training", "method": "qlora", "weights": "bf16"})
 
 
+@pytest.mark.parametrize("gpus", ["RTX-3090,", "RTX-3090,,RTX-4090", ["RTX-3090", ""]])
+def test_scenario_rejects_empty_entries_in_a_gpu_list(gpus):
+    with pytest.raises(ScenarioError, match="gpus"):
+        Scenario.from_dict({"model": "x", "gpus": gpus})
+
+
 def test_heterogeneous_gpu_list_counts_devices():
     s = Scenario.from_dict({"model": "x", "gpus": ["RTX-3090", "RTX-3090", "RTX-4090"]})
     assert s.num_devices == 3 and s.gpu_names[2] == "RTX-4090"

@@ -134,9 +134,9 @@ def scenario_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if f.name == "model" or v is None:
             continue
         if f.name in ("lora", "parallel") and v.strip().startswith("{"):
-            v = json.loads(v)
-        elif f.name == "gpus" and not v.strip().isdigit():
-            v = [x.strip() for x in v.split(",") if x.strip()]
+            v = _json_flag(f.name, v)
+        elif f.name == "gpus" and not v.strip().lstrip("-").isdigit():
+            v = [x.strip() for x in v.split(",")]  # an empty entry ("A100,") is rejected by Scenario.from_dict
         out[f.name] = v
     for flag, (parent, key, conv) in SUB_FLAGS.items():
         v = getattr(args, flag, None)
@@ -146,6 +146,15 @@ def scenario_from_args(args: argparse.Namespace) -> dict[str, Any]:
             sub[key] = v if key == "targets" and v == "all-linear" else (
                 [t.strip() for t in v.split(",")] if key == "targets" else _convert(conv, v))
     return out
+
+
+def _json_flag(name: str, v: str) -> Any:
+    from vramplan.errors import ScenarioError
+
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError as e:
+        raise ScenarioError(name, v, message=f"malformed JSON at col {e.colno}: {e.msg}") from None
 
 
 def _convert(conv, v: str) -> Any:
@@ -178,7 +187,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if batch:
             return _batch(items, args.hub)
         est = estimate(items[0], allow_hub=args.hub)
-    except (VramplanError, json.JSONDecodeError) as e:
+    except VramplanError as e:
         return fail(e)
     from vramplan.report import print_estimate
 

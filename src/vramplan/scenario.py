@@ -228,13 +228,14 @@ def _parse_parallel(errors: list, value: Any) -> ParallelSpec | None:
 
 
 def _parse_gpus(errors: list, value: Any) -> int | tuple[str, ...] | None:
+    if isinstance(value, str) and "," in value:
+        value = [g.strip() for g in value.split(",")]
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(g, str) and g for g in value):
             return tuple(value)
-        errors.append(ScenarioError("gpus", value, message="expected an integer ≥ 1 or a non-empty list of GPU names"))
+        errors.append(ScenarioError("gpus", value, message="expected an integer ≥ 1 or a list of GPU names "
+                                                           "without empty entries"))
         return None
-    if isinstance(value, str) and "," in value:
-        return tuple(g.strip() for g in value.split(",") if g.strip())
     return _int(errors, "gpus", value, 1)
 
 

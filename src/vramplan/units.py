@@ -30,11 +30,6 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def gib(n_bytes: int | float) -> float:
-    """Bytes -> GiB (2**30), for display only."""
-    return n_bytes / GIB
-
-
 def fmt_gib(n_bytes: int | float, digits: int = 2) -> str:
     """`12.55` style GiB string (callers print the `GiB` unit in a header or suffix)."""
     return f"{n_bytes / GIB:.{digits}f}"

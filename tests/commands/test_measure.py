@@ -33,3 +33,15 @@ def test_measure_rejects_a_job_it_cannot_reproduce(tmp_path):
 def test_measure_reports_an_unreadable_scenario_file(tmp_path):
     out = _measure(str(tmp_path / "missing.jsonl"))
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+JOB = b'{"id": "x", "scenario": {"model": "qwen2.5-0.5b"}, "steps": %s}'
+
+
+@pytest.mark.parametrize("content,field", [(b"\x00\x01\xff\xfe", "scenario"), (JOB % b'"x"', "steps"),
+                                           (JOB % b"0", "steps")], ids=["binary", "steps-text", "steps-zero"])
+def test_measure_rejects_a_malformed_job_file_by_field(tmp_path, content, field):
+    job = tmp_path / "job.json"
+    job.write_bytes(content)
+    out = _measure(str(job))
+    assert out.returncode == 2 and out.stderr.startswith(f"error: {field}:") and "Traceback" not in out.stderr

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # Runs the real CLI with `speed` registered, whether or not cli.COMMANDS lists it yet.
 LAUNCH = "import sys, vramplan.cli as c; c.COMMANDS = tuple(dict.fromkeys((*c.COMMANDS, 'speed'))); " \
          "sys.exit(c.main(sys.argv[1:]))"
@@ -53,3 +55,10 @@ def test_engine_version_shows_in_title_and_assumptions(tmp_path):
     assert era["value"] == "2023-06" and "llama.cpp/metal-max@pre-2023-08" in era["source"]
     table = run("--scenario", str(f))
     assert table.returncode == 0 and "llama.cpp build 2023-06" in table.stdout
+
+
+@pytest.mark.parametrize("args,field", [(("--method", "lora", "--lora-targets", "nosuch"), "lora.targets"),
+                                        (("--method", "full", "--weights", "nf4"), "weights")])
+def test_training_speed_rejects_what_the_memory_estimate_rejects(args, field):
+    bad = run("llama-2-7b", "--task", "training", *args)
+    assert bad.returncode == 2 and bad.stderr.startswith(f"error: {field}:") and "Traceback" not in bad.stderr

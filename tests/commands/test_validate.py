@@ -74,3 +74,18 @@ def test_speed_delegates_to_the_speed_validation():
     out = _validate("--speed", "--json")
     assert out.returncode in (0, 1), out.stderr
     assert json.loads(out.stdout)["rows"]
+
+
+@pytest.mark.parametrize("speed", [(), ("--speed",)], ids=["memory", "speed"])
+@pytest.mark.parametrize("content", [b"\x00\x01\xff\xfe", b'"a row"\n', b'[1, 2]\n'], ids=["binary", "string", "list"])
+def test_malformed_data_file_exits_2_without_traceback(tmp_path, speed, content):
+    data = tmp_path / "rows.jsonl"
+    data.write_bytes(content)
+    out = _validate(*speed, "--data", str(data))
+    assert out.returncode == 2 and out.stderr.startswith("error: --data:") and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("speed", [(), ("--speed",)], ids=["memory", "speed"])
+def test_unwritable_markdown_path_exits_2_without_traceback(tmp_path, speed):
+    out = _validate(*speed, "--markdown", str(tmp_path / "no-such-dir" / "accuracy.md"))
+    assert out.returncode == 2 and "error: --markdown: cannot write" in out.stderr and "Traceback" not in out.stderr

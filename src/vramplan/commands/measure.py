@@ -47,14 +47,14 @@ def _measure_one(plan) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every job of SCENARIO_FILE, then measure each on GPU 0 and write one row per metric."""
+    from vramplan.cli import fail
     from vramplan.errors import VramplanError
     from vramplan.measure.plan import build_rows, load_jobs, plan_job
 
     try:
         plans = [plan_job(job) for job in load_jobs(args.scenario_file)]
     except VramplanError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return fail(e)
     problem = cuda_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)

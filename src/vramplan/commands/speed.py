@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 
@@ -30,7 +29,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
         if batch or not isinstance(items[0], dict):
             raise ScenarioError("scenario", str(args.scenario), message="speed takes one scenario (JSON/YAML)")
         out = speed(items[0], allow_hub=args.hub)
-    except (VramplanError, json.JSONDecodeError) as e:
+    except VramplanError as e:
         return fail(e)
     emit(out, as_json=args.json, render=lambda: _print(out))
     return 0

@@ -37,6 +37,11 @@ def _error(message: str) -> int:
     return 2
 
 
+def _write_error(e: OSError, args: argparse.Namespace) -> int:
+    flag = "--plot" if args.plot and str(e.filename) == str(args.plot) else "--markdown"
+    return _error(f"{flag}: cannot write {e.filename}: {e.strerror or e}")
+
+
 def _progress_callback(stack) -> Callable[[int, int], None]:
     """A rich progress bar on stderr, started on the first call, only for > PROGRESS_MIN_ROWS rows on a terminal."""
     state: dict = {}
@@ -59,9 +64,13 @@ def _speed(args: argparse.Namespace) -> int:
     from vramplan.validate.runner import default_data_path
     from vramplan.validate.speed import run_speed_validation
 
-
     data = args.data or default_data_path().with_name("speed_public.jsonl")
-    return run_speed_validation(data, plot=args.plot, markdown=args.markdown, as_json=args.json)
+    try:
+        return run_speed_validation(data, plot=args.plot, markdown=args.markdown, as_json=args.json)
+    except ImportError:
+        return _error("--plot needs matplotlib: pip install 'vramplan[plot]'")
+    except OSError as e:
+        return _write_error(e, args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             results = runner.run_validation(path, kind=args.kind, progress=_progress_callback(stack))
     except OSError as e:
         return _error(f"--data: cannot read {path}: {e.strerror or e}")
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # ValueError: bad JSON or not UTF-8
         return _error(f"--data: {path} is not in the measured_public.jsonl format ({type(e).__name__}: {e})")
     doc = runner.report_dict(results, path)
     if args.json:
@@ -87,16 +96,18 @@ def run(args: argparse.Namespace) -> int:
         report.print_failures(results)
     else:
         report.print_report(results, title=f"vramplan {__version__} vs {path.name} ({len(results)} rows)")
-    if args.markdown:
-        args.markdown.write_text(report.markdown(results, data=doc["data"], version=__version__,
-                                                 notes=report.load_row_notes()), encoding="utf-8")
-        print(f"wrote {args.markdown}", file=sys.stderr)
-    if args.plot:
-        try:
+    try:
+        if args.markdown:
+            args.markdown.write_text(report.markdown(results, data=doc["data"], version=__version__,
+                                                     notes=report.load_row_notes()), encoding="utf-8")
+            print(f"wrote {args.markdown}", file=sys.stderr)
+        if args.plot:
             report.write_plot(results, args.plot)
-        except ImportError:
-            return _error("--plot needs matplotlib: pip install 'vramplan[plot]'")
-        print(f"wrote {args.plot}", file=sys.stderr)
+            print(f"wrote {args.plot}", file=sys.stderr)
+    except ImportError:
+        return _error("--plot needs matplotlib: pip install 'vramplan[plot]'")
+    except OSError as e:
+        return _write_error(e, args)
     if args.write_baseline:
         from vramplan.validate.baseline import write_baseline
 

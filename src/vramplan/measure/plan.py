@@ -53,8 +53,9 @@ def load_jobs(path: Path) -> list[dict[str, Any]]:
     """Jobs of a JSON or JSONL scenario file."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError("scenario", str(path), message=f"cannot read {path}: {e.strerror or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise ScenarioError("scenario", str(path), message=f"cannot read {path}: {why}") from None
     try:
         if path.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -122,6 +123,9 @@ def plan_job(job: dict[str, Any]) -> MeasurePlan:
     if not isinstance(job, dict) or not isinstance(job.get("id"), str) or not isinstance(job.get("scenario"), dict):
         raise ScenarioError("scenario", str(job)[:60], message='a job is {"id": str, "scenario": {...}, "steps": int}')
     s = Scenario.from_dict(job["scenario"])
+    steps = job.get("steps", 1 if s.task == "inference" else DEFAULT_TRAINING_STEPS)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ScenarioError("steps", steps, message=f"must be an integer ≥ 1, got {steps!r}")
     errors = _check(s)
     if errors:
         raise ScenarioErrors(errors)
@@ -133,8 +137,7 @@ def plan_job(job: dict[str, Any]) -> MeasurePlan:
                 "attention": s.attention or "sdpa"}
     return MeasurePlan(id=job["id"], scenario=scenario, config=config, config_source=source, torch_dtype=param_dtype,
                        autocast_dtype=autocast, quantization=quantization_kwargs(weights, compute),
-                       attn_implementation=ATTN_IMPLEMENTATIONS[s.attention], steps=int(job.get("steps", 1 if
-                       s.task == "inference" else DEFAULT_TRAINING_STEPS)), seed=SEED)
+                       attn_implementation=ATTN_IMPLEMENTATIONS[s.attention], steps=steps, seed=SEED)
 
 
 def build_rows(plan: MeasurePlan, figures: dict[str, int | None], env: dict[str, Any]) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from vramplan.memory.inference import EAGER_SCORE_BYTES
 from vramplan.models.spec import LINEAR, ModelSpec
 from vramplan.units import ceil_div
 
-FP32 = 4
+FP32_BYTES = 4  # one fp32 element: RMSNorm upcasts its input to fp32; flash attention saves an fp32 logsumexp
 # Activation offload (torchtune training/_activation_offloading.py@v0.4 OffloadActivations, use_streams=True): saved
 # tensors go to pinned host memory as they are produced; the layer being computed and the one prefetched for backward
 # stay on the GPU.
@@ -90,12 +90,12 @@ def layer_saved_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, act_byt
     t, a, h = batch_size * seq_len, act_bytes, spec.hidden_size
     q_dim, f = spec.num_heads * spec.head_dim, mlp_width(spec)
     rms = spec.norm_kind == "rms"
-    norm = spec.norms_per_layer * t * h * ((FP32 + (a if policy.norm_trainable else 0)) if rms else a)
+    norm = spec.norms_per_layer * t * h * ((FP32_BYTES + (a if policy.norm_trainable else 0)) if rms else a)
     attn = t * qkv_saved_width(spec, policy.fused_qkv_views) * a
     if attention == "eager":
         attn += 0 if policy.recompute_scores else batch_size * spec.num_heads * seq_len * seq_len * EAGER_SCORE_BYTES
     else:
-        attn += t * q_dim * a + t * spec.num_heads * FP32
+        attn += t * q_dim * a + t * spec.num_heads * FP32_BYTES
     inputs = {"qkv": h, "o": q_dim, "up": h, "down": f}
     lin = t * a * sum(w for k, w in inputs.items() if k in policy.linear_inputs)
     lin += t * sum(w for k, w in inputs.items() if k in policy.dropout_inputs)
@@ -119,7 +119,7 @@ def backward_working_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, ac
 
 def head_saved_bytes(spec: ModelSpec, *, batch_size: int, seq_len: int, act_bytes: int) -> int:
     """Final norm and lm_head input, saved once per micro-batch: t·h·(4 + 2a)."""
-    return batch_size * seq_len * spec.hidden_size * (FP32 + 2 * act_bytes)
+    return batch_size * seq_len * spec.hidden_size * (FP32_BYTES + 2 * act_bytes)
 
 
 def head_autocast_copies_bytes(spec: ModelSpec, *, seq_len: int, chunk_tokens: int | None, head_trains: bool) -> int:

@@ -60,7 +60,6 @@ class EngineProfile:
     sliding_window_cache: bool = True  # sliding-window layers keep only `window` tokens
     ties_embeddings: bool = True  # a tied lm_head shares the embedding tensor in memory
     offloaded_kv_on_gpu: bool = True  # KV of CPU-offloaded layers stays on the GPU (accelerate hooks)
-    one_layer_activations: bool = True  # prefill transients of one block at a time
     torch_allocator: bool = True  # reserved > allocated through PyTorch's caching allocator
     context_bytes: int = CUDA_CONTEXT_BYTES
     workspace_bytes: int = CUBLAS_WORKSPACE_BYTES

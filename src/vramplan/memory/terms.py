@@ -42,10 +42,3 @@ class Term:
                 "low_bytes": self.low_bytes, "high_bytes": self.high_bytes, "formula": self.formula,
                 "source": self.source}
 
-
-def scaled(term: Term, factor: float, *, name: str | None = None) -> Term:
-    """A term multiplied by `factor` (used for sharding), rounding bytes up."""
-    def up(x: int | None) -> int | None:
-        return None if x is None else int(-(-x * factor // 1))
-    return Term(name or term.name, up(term.bytes), term.formula, term.source, term.level, term.device,
-                up(term.low), up(term.high))

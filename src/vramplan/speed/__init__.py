@@ -17,6 +17,7 @@ from vramplan.errors import ScenarioError
 from vramplan.estimate import Resolved, resolve
 from vramplan.hardware.gpus import GPU
 from vramplan.memory.placement import split_layers
+from vramplan.memory.training import check_training
 from vramplan.scenario import Scenario
 from vramplan.speed import calibration as cal
 from vramplan.speed import roofline as rl
@@ -203,6 +204,7 @@ def _zero3_comm_s(r: Resolved, dp: int) -> float:
 def _training(r: Resolved) -> dict[str, Any]:
     """Step time = GA × (micro-step compute + exposed ZeRO-3/FSDP collectives) + DDP all-reduce; MFU, totals, cost."""
     s, gpu, warnings = r.scenario, r.gpus[0], []
+    check_training(r.spec, s, parse_weights(s.weights, compute_dtype=s.compute_dtype, spec=r.spec))
     n = s.num_devices
     dp = max(1, n // (s.parallel.tp * s.parallel.pp))
     peak = gpu.peak_flops("fp32" if s.precision == "fp32" else s.compute_dtype)

@@ -33,6 +33,33 @@ def _p90(xs: list[float]) -> float:
     return s[min(len(s) - 1, round(0.9 * (len(s) - 1)))]
 
 
+def _check_row(row: Any) -> None:
+    """Raise ValueError unless `row` has the speed_public.jsonl shape score_rows reads."""
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or (
+            row.get("usable") and not isinstance(row.get("expected"), dict)):
+        raise ValueError('a row is {"id": str, "usable": bool, "scenario": {...}, "expected": {"path", "value"}}')
+    path, value = (row["expected"].get("path"), row["expected"].get("value")) if row.get("usable") else (None, None)
+    if path:
+        if not isinstance(path, str) or path.split(".")[0] not in METRICS or path.count(".") != 1:
+            raise ValueError(f"row {row['id']}: expected.path {path!r} is not <{'|'.join(METRICS)}>.<figure>")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"row {row['id']}: expected.value must be a positive number, got {value!r}")
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a speed_public.jsonl-format file. Raises ScenarioError(field="--data") naming what is wrong."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for row in rows:
+            _check_row(row)
+    except OSError as e:
+        raise ScenarioError("--data", str(path), message=f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:  # also UnicodeDecodeError and json.JSONDecodeError
+        raise ScenarioError("--data", str(path), message=f"{path} is not in the speed_public.jsonl format ({e})") \
+            from None
+    return rows
+
+
 def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Predict every usable row; one result per row with `error` (or `failure` when vramplan raised)."""
     from vramplan.speed import speed
@@ -116,9 +143,8 @@ def run_speed_validation(data_path: Path | None, *, plot: Path | None, markdown:
     Returns 0 when every usable row was predicted, 1 when some failed, 2 when the data file is missing.
     """
     try:
-        path = data_path or _default_data()
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (ScenarioError, OSError, json.JSONDecodeError) as e:
+        rows = load_rows(data_path or _default_data())
+    except ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     results = score_rows(rows)
