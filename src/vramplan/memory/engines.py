@@ -68,14 +68,27 @@ class EngineProfile:
     max_num_seqs: int = 1  # serving: concurrent sequences in the profile / decode batch
     ggml_compute: bool = False  # ggml graph allocator (one ubatch, f32 activations) instead of torch tensors
     kv_pad_tokens: int = 1  # the KV cache length is padded to a multiple of this
+    # planning data: how the engine splits a model over GPUs and which cheaper formats it loads (plan/ levers)
+    tensor_parallel: bool = False  # splits one model by tensor parallelism (--tensor-parallel-size) vs by layers
+    sharded_training: str = "zero3"  # the strategy name its multi-GPU training shards model states with
+    quantized_weights: tuple[str, ...] = ("int8", "nf4")  # formats it loads, least harmful first
+    kv_8bit: str = "int8"  # its 8-bit KV cache option
+    layer_offload: bool = False  # can keep blocks in host memory (accelerate device_map, llama.cpp -ngl)
     sources: dict[str, str] = field(default_factory=dict)
 
 
 _HF = "transformers v4.56 generation/utils.py (logits_to_keep=1 in prefill; next_token_logits .float()), " \
       "cache_utils.py DynamicCache/DynamicSlidingWindowLayer"
 
+# Planning data per engine: vLLM/SGLang/TensorRT-LLM split by --tensor-parallel-size / --tp and offer fp8 weights,
+# AWQ/GPTQ checkpoints and --kv-cache-dtype fp8 (engine-args docs); llama.cpp/ollama load GGUF types, keep blocks in
+# host memory with -ngl and offer --cache-type-k/v q8_0; transformers loads BitsAndBytesConfig int8/nf4 and offloads
+# with accelerate device_map; ExLlamaV2 loads GPTQ/EXL2; FSDP-based frameworks name their sharding "fsdp".
+_SERVING = dict(tensor_parallel=True, quantized_weights=("fp8", "awq-int4", "gptq-int4"), kv_8bit="fp8")
+_GGML = dict(quantized_weights=("gguf-Q8_0", "gguf-Q4_K_M"), kv_8bit="q8_0", layer_offload=True)
+
 ENGINES: dict[str, EngineProfile] = {
-    "transformers": EngineProfile("transformers", sources={"kv_cache": _HF, "logits": _HF,
+    "transformers": EngineProfile("transformers", layer_offload=True, sources={"kv_cache": _HF, "logits": _HF,
                                                            "attention": "transformers attn_implementation default "
                                                                         "'sdpa' (modeling_utils.py)",
                                                            "mla": "modeling_deepseek_v3.py caches key_states/"
@@ -83,44 +96,48 @@ ENGINES: dict[str, EngineProfile] = {
     # "Simple sum" engine for reference code (facebookresearch/llama model.py): cache preallocated for
     # max_batch_size × max_seq_len, output computed for the last position, eager attention.
     "generic": EngineProfile("generic", default_attention="eager", kv_cache="static", logits_fp32=False,
+                             layer_offload=True,
                              sources={"kv_cache": "facebookresearch/llama llama/model.py Attention.cache_k "
                                                   "(max_batch_size, max_seq_len)",
                                       "logits": "llama/model.py Transformer.forward output(h[:, -1, :])"}),
     "litgpt": EngineProfile("litgpt", kv_cache="static", logits_fp32=False, ties_embeddings=False,
+                            sharded_training="fsdp",
                             sources={"kv_cache": "litgpt model.py KVCache preallocated by set_kv_cache(max_seq_length)",
                                      "lm_head": "litgpt 0.5.13 model.py GPT.__init__: lm_head is its own nn.Linear; "
                                                 "convert_hf_checkpoint.py copies lm_head.weight separately",
                                      "logits": "litgpt generate/base.py next_token: logits of the last position"}),
-    "torchtune": EngineProfile("torchtune", kv_cache="static", logits_fp32=False,
+    "torchtune": EngineProfile("torchtune", kv_cache="static", logits_fp32=False, sharded_training="fsdp",
                                sources={"kv_cache": "torchtune modules/kv_cache.py KVCache preallocated by "
                                                     "setup_caches(max_seq_len)"}),
     "vllm": EngineProfile("vllm", default_attention="flash", kv_cache="static", mla_latent_cache=True,
                           pool_fraction=VLLM_GPU_MEMORY_UTILIZATION, block_tokens=VLLM_BLOCK_TOKENS,
-                          max_num_seqs=VLLM_MAX_NUM_SEQS,
+                          max_num_seqs=VLLM_MAX_NUM_SEQS, **_SERVING,
                           sources={"mla": "vllm attention/backends/mla: latent kv_lora_rank + rope cache",
                                    "kv_cache": "vllm worker: KV pool = total × gpu_memory_utilization − weights − "
                                                "profile activation peak − non-torch (PR #10511)"}),
     "sglang": EngineProfile("sglang", default_attention="flash", kv_cache="static", mla_latent_cache=True,
-                            pool_fraction=SGLANG_MEM_FRACTION_STATIC,
+                            pool_fraction=SGLANG_MEM_FRACTION_STATIC, **_SERVING,
                             sources={"mla": "sglang mem_cache/memory_pool.py MLATokenToKVPool",
                                      "kv_cache": "sglang model_runner.py profile_max_num_token: "
                                                  "mem_fraction_static × total − weights"}),
     "tensorrt-llm": EngineProfile("tensorrt-llm", default_attention="flash", kv_cache="static",
-                                  mla_latent_cache=True, torch_allocator=False),
+                                  mla_latent_cache=True, torch_allocator=False,
+                                  **{**_SERVING, "quantized_weights": ("fp8", "awq-int4")}),
     "exllamav2": EngineProfile("exllamav2", default_attention="flash", kv_cache="static", logits_fp32=True,
+                               quantized_weights=("gptq-int4",),
                                sources={"kv_cache": "exllamav2 cache.py ExLlamaV2Cache preallocates max_seq_len"}),
     "llama.cpp": EngineProfile("llama.cpp", default_attention="flash", kv_cache="static", logits_fp32=True,
                                mla_latent_cache=True, offloaded_kv_on_gpu=False, torch_allocator=False,
-                               workspace_bytes=0, ggml_compute=True, kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS,
+                               workspace_bytes=0, ggml_compute=True, kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS, **_GGML,
                                sources={"kv_cache": "llama.cpp src/llama-kv-cache.cpp allocates n_ctx cells up front",
                                         "offload": "llama.cpp: KV of layers not offloaded with -ngl stays in host "
                                                    "memory"}),
     "ollama": EngineProfile("ollama", default_attention="flash", kv_cache="static", mla_latent_cache=True,
                             offloaded_kv_on_gpu=False, torch_allocator=False, workspace_bytes=0, ggml_compute=True,
-                            kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS,
+                            kv_pad_tokens=LLAMACPP_KV_PAD_TOKENS, **_GGML,
                             sources={"context": "ollama discover/gpu.go 457 MiB minimum per GPU"}),
     "deepspeed": EngineProfile("deepspeed"),
-    "fsdp": EngineProfile("fsdp"),
+    "fsdp": EngineProfile("fsdp", sharded_training="fsdp"),
     "megatron": EngineProfile("megatron", default_attention="flash"),
 }
 

@@ -14,18 +14,12 @@ from typing import Any
 
 from vramplan.errors import ScenarioError
 from vramplan.estimate import estimate, resolve
+from vramplan.memory.engines import engine_profile
 from vramplan.scenario import Scenario
 
 MAX_BATCH = 1 << 16  # upper bound of the batch search (far beyond any KV pool a single node holds)
 MAX_GPUS = 512  # upper bound of the GPU-count search (a 64-node H100 cluster)
 UNBOUNDED_CONTEXT = 1 << 21  # context search bound when the model states no max_position_embeddings
-# Engines that split one model over GPUs by tensor parallelism (vLLM/SGLang/TensorRT-LLM docs: --tensor-parallel-size
-# / --tp); everything else splits layers (accelerate device_map, llama.cpp --tensor-split).
-TP_ENGINES = ("vllm", "sglang", "tensorrt-llm")
-# Training with several GPUs shards model states (ZeRO-3 = FSDP FULL_SHARD, arXiv:1910.02054 §5); the name follows
-# the framework the engine launches.
-SHARDED_STRATEGY = {"fsdp": "fsdp", "torchtune": "fsdp", "litgpt": "fsdp"}
-DEFAULT_SHARDED = "zero3"
 
 
 @dataclass(frozen=True)
@@ -126,11 +120,11 @@ def with_gpu_count(s: dict[str, Any], n: int) -> dict[str, Any]:
     s["gpus"] = n
     par = s.get("parallel", {})
     par = dict({"strategy": par} if isinstance(par, str) else par)
-    engine = s.get("engine", Scenario.engine)
+    engine = engine_profile(s.get("engine", Scenario.engine))
     if s.get("task", "inference") == "training":
         if n > 1 and par.get("strategy", "none") in ("none", "ddp"):
-            par["strategy"] = SHARDED_STRATEGY.get(engine, DEFAULT_SHARDED)
-    elif engine in TP_ENGINES:
+            par["strategy"] = engine.sharded_training
+    elif engine.tensor_parallel:
         par["tp"] = n
     s["parallel"] = par
     return s
@@ -139,8 +133,8 @@ def with_gpu_count(s: dict[str, Any], n: int) -> dict[str, Any]:
 def min_gpus(scenario: dict[str, Any], *, limit: int = MAX_GPUS) -> Solution:
     """Fewest copies of the scenario's GPU that fit (see `with_gpu_count` for how the work is split); serving engines
     with tensor parallelism try powers of two only (attention heads must divide by tp)."""
-    engine = scenario.get("engine", Scenario.engine)
-    tp_only = scenario.get("task", "inference") != "training" and engine in TP_ENGINES
+    tp_only = (scenario.get("task", "inference") != "training"
+               and engine_profile(scenario.get("engine", Scenario.engine)).tensor_parallel)
     counts = [1 << k for k in range(limit.bit_length()) if 1 << k <= limit] if tp_only else range(1, limit + 1)
     return _solve_min("gpus", scenario, counts, with_gpu_count)
 

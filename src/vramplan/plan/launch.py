@@ -17,6 +17,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from vramplan.memory.engines import engine_profile
+
 GIB = 1 << 30
 # vLLM --quantization method names per vramplan weights value (vLLM docs "Quantization"); None = no flag needed
 VLLM_QUANT = {"fp8": "fp8", "awq-int4": "awq", "gptq-int4": "gptq", "gptq-int8": "gptq", "int8": "bitsandbytes",
@@ -138,10 +140,11 @@ def launch_settings(est: dict[str, Any], *, num_layers: int) -> dict[str, Any]:
     model_id = _model_id(s, est.get("model"))
     if s["task"] == "training":
         return {"deepspeed": deepspeed_config(s), "fsdp": fsdp_config(s)}
-    out: dict[str, Any] = {"transformers": transformers_kwargs(est)}
-    if s["engine"] in ("vllm", "sglang", "tensorrt-llm") or s["weights"] in VLLM_QUANT and not s["offload_layers"]:
+    engine, gguf = engine_profile(s["engine"]), s["weights"].startswith("gguf-")
+    out: dict[str, Any] = {} if engine.ggml_compute or gguf else {"transformers": transformers_kwargs(est)}
+    if engine.tensor_parallel or s["weights"] in VLLM_QUANT and not s["offload_layers"]:
         out["vllm"] = vllm_command(s, model_id)
-    if s["engine"] in ("llama.cpp", "ollama") or s["weights"].startswith("gguf-"):
+    if engine.ggml_compute or gguf:
         kind = s["weights"][5:] if s["weights"].startswith("gguf-") else s["weights"].upper()
         out["llama.cpp"] = llama_cpp_command(s, f"{est['model']['name']}.{kind}.gguf", num_layers=num_layers)
     return out

@@ -23,8 +23,8 @@ from typing import Any
 from vramplan.errors import VramplanError
 from vramplan.estimate import HOST, Resolved, estimate, resolve, terms_for
 from vramplan.hardware.gpus import GPU, list_gpus
+from vramplan.memory.engines import engine_profile
 from vramplan.plan.fit import first_true, with_gpu_count
-from vramplan.plan.search import ENGINE_WEIGHTS
 from vramplan.scenario import Scenario
 
 COUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64)  # single nodes of 1-8 GPUs, then multi-node sizes
@@ -47,7 +47,7 @@ def options(s: dict[str, Any]) -> list[dict[str, Any]]:
         methods = ({}, {"method": "lora"}, {"method": "qlora", "weights": "nf4-dq"}) if "method" not in s else ({},)
         return [{**m, "parallel": {"strategy": st}, "activation_checkpointing": ck}
                 for m, st, ck in itertools.product(methods, STRATEGIES, CHECKPOINTING)]
-    weights = (s.get("weights"), *ENGINE_WEIGHTS.get(s.get("engine", "transformers"), ("int8", "nf4")))
+    weights = (s.get("weights"), *engine_profile(s.get("engine", "transformers")).quantized_weights)
     return [{"weights": w} for w in dict.fromkeys(weights) if w]
 
 

@@ -16,22 +16,10 @@ from typing import Any
 
 from vramplan.errors import VramplanError
 from vramplan.estimate import estimate
+from vramplan.memory.engines import engine_profile
 from vramplan.plan import fit
 
 Change = Callable[[dict[str, Any]], dict[str, Any] | None]
-# Quantized weight formats each engine loads, least harmful first (engine docs: vLLM --quantization, transformers
-# BitsAndBytesConfig, llama.cpp GGUF types, ExLlamaV2 GPTQ).
-ENGINE_WEIGHTS = {"transformers": ("int8", "nf4"), "vllm": ("fp8", "awq-int4", "gptq-int4"),
-                  "sglang": ("fp8", "awq-int4", "gptq-int4"), "tensorrt-llm": ("fp8", "awq-int4"),
-                  "llama.cpp": ("gguf-Q8_0", "gguf-Q4_K_M"), "ollama": ("gguf-Q8_0", "gguf-Q4_K_M"),
-                  "exllamav2": ("gptq-int4",)}
-DEFAULT_ENGINE_WEIGHTS = ("int8", "nf4")
-# 8-bit KV cache each engine offers (vLLM/SGLang --kv-cache-dtype fp8; llama.cpp --cache-type-k/v q8_0).
-ENGINE_KV = {"vllm": "fp8", "sglang": "fp8", "tensorrt-llm": "fp8", "llama.cpp": "q8_0", "ollama": "q8_0"}
-DEFAULT_KV = "int8"
-# Engines that can keep blocks in host memory (accelerate device_map offload; llama.cpp/ollama -ngl).
-OFFLOAD_ENGINES = ("transformers", "llama.cpp", "ollama", "generic")
-
 WEIGHT_COST = {
     "gguf-Q8_0": (1, "+0.0026 ppl @ Llama-3-8B (llama.cpp tools/quantize/quantize.cpp QUANT_OPTIONS)"),
     "fp8": (2, "FP8 weights (Ada/Hopper/Blackwell only): no published figure; faster decode"),
@@ -159,17 +147,17 @@ def training_levers(s: dict[str, Any]) -> list[Lever]:
 
 def inference_levers(s: dict[str, Any]) -> list[Lever]:
     """Inference levers for the scenario's engine, least harmful first."""
-    engine = s.get("engine", "transformers")
-    kv = ENGINE_KV.get(engine, DEFAULT_KV)
+    engine = engine_profile(s.get("engine", "transformers"))
+    kv = engine.kv_8bit
     out = [Lever(f"KV cache {kv}", 1, "8-bit KV: no published ppl figure for this engine; halves KV bytes",
                  _set(kv_cache=kv))]
-    for w in ENGINE_WEIGHTS.get(engine, DEFAULT_ENGINE_WEIGHTS):
+    for w in engine.quantized_weights:
         harm, cost = WEIGHT_COST[w]
         out.append(Lever(f"weights {w}", harm, cost, _set(weights=w)))
     out.append(Lever("smaller batch", 5, "fewer sequences served at once: lower aggregate tokens/s",
                      _solved(fit.max_batch_size, "batch_size", partial=True),
                      lambda s: f"batch {s['batch_size']}", "batch_size", 1))
-    if engine in OFFLOAD_ENGINES:
+    if engine.layer_offload:
         out.append(Lever("offload layers", 6, "offloaded blocks run from host memory: decode slows by roughly their "
                          "bytes / PCIe bandwidth", _solved(fit.max_layers_on_gpu, "offload_layers"),
                          lambda s: f"offload {s['offload_layers']} layers", "offload_layers", -1))
