@@ -17,6 +17,9 @@ SCENARIOS = [
     {"model": "llama-3.1-70b-instruct", "weights": "gptq-int4", "gpus": 2, "prompt_tokens": 8192},
     {"model": "deepseek-v3", "engine": "vllm", "gpu": "H200", "gpus": 8, "parallel": {"tp": 8}},
     {"model": "mixtral-8x7b", "weights": "nf4", "gpus": ["RTX-3090", "RTX-3090", "RTX-4090"]},
+    {"model": "llama-2-70b", "task": "training", "gpus": 32, "seq_len": 4096, "parallel": {"strategy": "zero3"},
+     "activation_checkpointing": True},
+    {"model": "llama-3.1-8b", "task": "training", "method": "qlora", "weights": "nf4", "optimizer": "paged-adamw-8bit"},
 ]
 
 

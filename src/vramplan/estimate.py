@@ -63,38 +63,45 @@ def _placement(r: Resolved) -> Placement:
     return split_layers(r.spec.num_layers, caps, s.offload_layers)
 
 
-def _device_terms(r: Resolved, device_count: int) -> list[Term]:
-    """Per-device runtime overheads outside the allocator: the CUDA context (not on CPU / Apple unified memory)."""
-    out = []
-    for d in range(device_count):
-        if r.gpus[d].kind in ("gpu", "custom"):
-            out.append(Term("cuda_context", r.engine.context_bytes, "CUDA context + kernel images (nvidia-smi only)",
-                            "ollama discover/gpu.go 457 MiB; fitcheck T4 133-147 MiB; eager loading ~1.3 GiB",
-                            DEVICE, d, CUDA_CONTEXT_LOW, CUDA_CONTEXT_HIGH))
-    return out
+def _context_term(gpu: GPU, engine: EngineProfile) -> list[Term]:
+    """The device's runtime overhead outside the allocator: the CUDA context (not on CPU / Apple unified memory)."""
+    if gpu.kind not in ("gpu", "custom"):
+        return []
+    return [Term("cuda_context", engine.context_bytes, "CUDA context + kernel images (nvidia-smi only)",
+                 "ollama discover/gpu.go 457 MiB; fitcheck T4 133-147 MiB; eager loading ~1.3 GiB",
+                 DEVICE, 0, CUDA_CONTEXT_LOW, CUDA_CONTEXT_HIGH)]
 
 
-def terms_for(r: Resolved) -> list[Term]:
-    """Every memory term of the scenario, on every device."""
+def device_terms(r: Resolved) -> list[list[Term]]:
+    """The memory terms of each device, in breakdown order. Devices that hold the same bytes (tensor-parallel ranks,
+    data-parallel ranks of a stage) share one list object, so totals are computed once per distinct list."""
     s = r.scenario
     layout = parse_weights(s.weights, compute_dtype=s.compute_dtype, spec=r.spec)
     if s.task == "training":
         from vramplan.memory.training import training_terms
 
-        terms = training_terms(r.spec, s, layout, r.engine)
-        devices = s.num_devices
+        lists = training_terms(r.spec, s, layout, r.engine)
     else:
         from vramplan.memory.inference import inference_terms
 
         placement = _placement(r)
-        terms = inference_terms(r.spec, s, layout, r.engine, placement)
-        if placement.tp > 1:  # every tensor-parallel rank of a stage holds the same bytes
-            terms = [t.on(stage * placement.tp + rank) for t in terms for stage in [t.device]
-                     for rank in range(placement.tp)]
-        devices = placement.num_devices * placement.tp
-    terms += _device_terms(r, devices)
+        lists = [stage for stage in inference_terms(r.spec, s, layout, r.engine, placement)
+                 for _ in range(placement.tp)]
     rank = {n: i for i, n in enumerate(ORDER)}
-    return sorted(terms, key=lambda t: (t.device, rank.get(t.name, len(ORDER))))
+    done: dict[tuple[int, str], list[Term]] = {}
+    out = []
+    for d, terms in enumerate(lists):
+        gpu = r.gpus[d] if d < len(r.gpus) else r.gpus[-1]
+        key = (id(terms), gpu.kind)
+        if key not in done:
+            done[key] = sorted(terms + _context_term(gpu, r.engine), key=lambda t: rank.get(t.name, len(ORDER)))
+        out.append(done[key])
+    return out
+
+
+def terms_for(r: Resolved) -> list[Term]:
+    """Every memory term of the scenario, on every device (Term.device set)."""
+    return [t.on(d) for d, terms in enumerate(device_terms(r)) for t in terms]
 
 
 def _totals(terms: list[Term]) -> dict[str, int]:
@@ -131,17 +138,15 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
     """The SCENARIO.md estimate for one scenario (a Scenario or a raw mapping, validated here)."""
     s = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
     r = resolve(s, allow_hub=allow_hub)
-    all_terms = terms_for(r)
-    host_terms = [t for t in all_terms if t.level == HOST]
-    terms = [t for t in all_terms if t.level != HOST]
-    n = max(t.device for t in terms) + 1
-    by_device: list[list[Term]] = [[] for _ in range(n)]
-    for t in terms:
-        by_device[t.device].append(t)
+    lists = device_terms(r)
+    host_terms = [t.on(d) for d, terms in enumerate(lists) for t in terms if t.level == HOST]
+    totals: dict[int, dict[str, int]] = {}
     devices, warnings = [], []
-    for d in range(n):
+    for d, terms in enumerate(lists):
         gpu = r.gpus[d] if d < len(r.gpus) else r.gpus[-1]
-        tot = _totals(by_device[d])
+        if id(terms) not in totals:
+            totals[id(terms)] = _totals(terms)
+        tot = totals[id(terms)]
         cap = gpu.usable_bytes
         devices.append({"index": d, "gpu": gpu.name, "capacity_bytes": cap, **tot,
                         "fits": tot["device_bytes"] <= cap, "headroom_bytes": cap - tot["device_bytes"]})
@@ -149,7 +154,7 @@ def estimate(scenario: Scenario | dict[str, Any], *, allow_hub: bool = False) ->
             warnings.append(f"device {d} ({gpu.name}): capacity is {gpu.usable_fraction:.0%} of unified memory "
                             "(the GPU's default wired-memory limit)")
     busiest = max(devices, key=lambda x: x["device_bytes"])
-    b_terms = by_device[busiest["index"]]
+    b_terms = [t.on(busiest["index"]) for t in lists[busiest["index"]] if t.level != HOST]
     peak = {k: busiest[k] for k in ("allocated_bytes", "reserved_bytes", "device_bytes")}
     total = {k: sum(dv[k] for dv in devices) for k in peak}
     out = {

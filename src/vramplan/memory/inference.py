@@ -224,12 +224,12 @@ def _allocator_terms(engine: EngineProfile, s: Scenario, *, kv_b: int, act_b: in
 
 
 def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: EngineProfile,
-                    placement: Placement) -> list[Term]:
-    """All terms for every device of an inference scenario (device index in Term.device)."""
+                    placement: Placement) -> list[list[Term]]:
+    """The terms of each pipeline stage (one list per entry of `placement.layers`)."""
     act = DENSE_BYTES[s.compute_dtype]
     kv_dtype = s.compute_dtype if s.kv_cache == "auto" else s.kv_cache
     ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
-    out: list[Term] = []
+    out: list[list[Term]] = []
     for d in range(placement.num_devices):
         layers = placement.layers[d] + (placement.cpu_layers if d == 0 and engine.offloaded_kv_on_gpu else 0)
         kv = dict(layers=layers, batch_size=s.batch_size, kv_dtype=kv_dtype, latent=engine.mla_latent_cache,
@@ -260,5 +260,5 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
         if engine.pool_fraction and d < len(placement.capacities):
             used = sum(t.bytes for t in terms if t.level != HOST) + engine.context_bytes
             terms.append(pool_spare_term(engine, total_bytes=placement.capacities[d], used_bytes=used))
-        out += [t.on(d) for t in terms]
+        out.append(terms)
     return out

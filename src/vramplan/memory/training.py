@@ -286,8 +286,10 @@ def _moments(s: Scenario, prof: TrainingProfile, a: act.ActivationBytes, loss: i
             "step": {"gradients": grads, "optimizer_step": step}}
 
 
-def training_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: EngineProfile) -> list[Term]:
-    """All training terms for every device of the scenario (device index in Term.device; host RAM as level host).
+def training_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout,
+                   engine: EngineProfile) -> list[list[Term]]:
+    """The training terms of every device (one list per device; ranks with the same layout share one list; host RAM
+    as level host).
 
     Formula: per device, states (weights, master, adapters, optimizer) + the largest of the three moments
              (module docstring) + gathered parameters + communication buffers + cuBLAS workspace + allocator reserve.
@@ -296,12 +298,12 @@ def training_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: E
     check_training(spec, s, layout)
     prof = training_profile(s.engine)
     per_stage: dict[Layout, list[Term]] = {}  # every rank of a stage holds the same bytes
-    out: list[Term] = []
+    out: list[list[Term]] = []
     for d in range(s.num_devices):
         lay = device_layout(s, d)
         if lay not in per_stage:
             per_stage[lay] = device_terms(spec, s, layout, engine, prof, lay)
-        out += [t.on(d) for t in per_stage[lay]]
+        out.append(per_stage[lay])
     return out
 
 
