@@ -93,3 +93,39 @@ def test_siglip_vision_tower_arithmetic():
     layer = 4 * (64 + 8) + 2 * 8 * 16 + 16 + 8 + 4 * 8
     embed = 3 * 4 * 8 + 8 + 4 * 8
     assert vision_tower_params(v, text_hidden=10) == 2 * layer + embed + 16 + 8 + 80
+
+
+# Families without a catalog entry with a published total: config fields of the public HF configs, totals as
+# published (`num_parameters()` printouts / HF API safetensors.total tables found by code search, ids given).
+FAMILY_TOTALS = [
+    ("gpt2 (openai-community/gpt2; 'GPT2LMHeadModel<all params:124439808>', id 58641530465)",
+     {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257, "n_positions": 1024},
+     124_439_808),
+    ("opt (facebook/opt-125m; 'The original model has 125239296 parameters', id 5044897445)",
+     {"model_type": "opt", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "ffn_dim": 3072,
+      "vocab_size": 50272, "max_position_embeddings": 2048}, 125_239_296),
+    ("gemma (google/gemma-2b; keras-hub preset 'params': 2506172416, id 3124060622)",
+     {"model_type": "gemma", "hidden_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 8,
+      "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 16384, "vocab_size": 256000}, 2_506_172_416),
+    ("qwen2_moe (Qwen/Qwen1.5-MoE-A2.7B; HF API total table, id 69468411049)",
+     {"model_type": "qwen2_moe", "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16,
+      "num_key_value_heads": 16, "intermediate_size": 5632, "moe_intermediate_size": 1408,
+      "shared_expert_intermediate_size": 5632, "num_experts": 60, "num_experts_per_tok": 4, "vocab_size": 151936,
+      "tie_word_embeddings": False}, 14_315_784_192),
+    ("deepseek_v2 (deepseek-ai/DeepSeek-V2-Lite; HF API total table, id 69468411049)",
+     {"model_type": "deepseek_v2", "hidden_size": 2048, "num_hidden_layers": 27, "num_attention_heads": 16,
+      "num_key_value_heads": 16, "q_lora_rank": None, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+      "qk_rope_head_dim": 64, "v_head_dim": 128, "intermediate_size": 10944, "moe_intermediate_size": 1408,
+      "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6, "first_k_dense_replace": 1,
+      "moe_layer_freq": 1, "vocab_size": 102400}, 15_706_484_224),
+    ("stablelm (stabilityai/stablelm-2-1_6b; 'Parameters 1644515328' table, id 35661935992)",
+     {"model_type": "stablelm", "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 32,
+      "num_key_value_heads": 32, "intermediate_size": 5632, "vocab_size": 100352, "use_qkv_bias": True,
+      "tie_word_embeddings": False}, 1_644_515_328),
+]
+
+
+@pytest.mark.parametrize("label,cfg,published", FAMILY_TOTALS, ids=lambda x: x.split(" ")[0] if isinstance(x, str)
+                         else None)
+def test_family_param_count_matches_published_total(label, cfg, published):
+    assert spec_from_config(cfg, name=label).params == published
