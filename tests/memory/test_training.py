@@ -1,16 +1,14 @@
 """Training terms (memory/training.py): model states by precision, moments, sharding, properties, bad input."""
 
-import json
-from pathlib import Path
 
 import pytest
 
+from conftest import published_rows
 from vramplan.errors import ScenarioError
 from vramplan.estimate import estimate
 from vramplan.memory import activations as act
 from vramplan.models.resolve import resolve_model
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "measured_public.jsonl"
 P7 = resolve_model("llama-2-7b").params
 
 
@@ -146,7 +144,7 @@ def test_bad_training_combinations_name_the_field(scenario, field):
 
 
 def _rows(ids):
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    rows = published_rows()
     return [r for r in rows if r["id"] in ids]
 
 

@@ -1,21 +1,21 @@
-"""Speed validation against shared/data/speed_public.jsonl: acceptance thresholds of issue 7."""
+"""Speed validation against the published speed rows (the package's checksummed copy of shared/data/
+speed_public.jsonl): acceptance thresholds of issue 7."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import PACKAGED_DATA, published_rows
 from vramplan.validate.speed import run_speed_validation, score_rows, summarize
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "speed_public.jsonl"
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason="shared/data not present")
+DATA = PACKAGED_DATA / "speed_public.jsonl"
 
 
 @pytest.fixture(scope="module")
 def summary():
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = published_rows("speed_public.jsonl")
     return summarize(score_rows(rows))
 
 
