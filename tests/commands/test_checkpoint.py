@@ -1,20 +1,13 @@
 """`vramplan checkpoint` end to end (the real command)."""
 
 import json
-import shutil
-import subprocess
 
-import pytest
-
-from vramplan import cli
+from conftest import run_cli
 from vramplan.models.resolve import resolve_model
-
-pytestmark = pytest.mark.skipif("checkpoint" not in cli.COMMANDS, reason="cli.COMMANDS lacks 'checkpoint'")
 
 
 def _run(*args):
-    return subprocess.run([shutil.which("vramplan"), "checkpoint", *args], capture_output=True, text=True,
-                          timeout=60)
+    return run_cli("checkpoint", *args)
 
 
 def test_checkpoint_json_has_weights_per_dtype_and_the_training_breakdown():

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
-# Runs the real CLI with `fit` registered, whether or not cli.COMMANDS lists it yet.
-LAUNCH = "import sys, vramplan.cli as c; c.COMMANDS = tuple(dict.fromkeys((*c.COMMANDS, 'fit'))); " \
-         "sys.exit(c.main(sys.argv[1:]))"
+from conftest import run_cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LAUNCH, "fit", *args], capture_output=True, text=True, timeout=120)
+    return run_cli("fit", *args)
 
 
 def test_does_not_fit_exits_1_with_the_estimate_in_json():

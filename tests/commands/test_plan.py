@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
-# Runs the real CLI with `plan` registered, whether or not cli.COMMANDS lists it yet.
-LAUNCH = "import sys, vramplan.cli as c; c.COMMANDS = tuple(dict.fromkeys((*c.COMMANDS, 'plan'))); " \
-         "sys.exit(c.main(sys.argv[1:]))"
+from conftest import run_cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LAUNCH, "plan", *args], capture_output=True, text=True, timeout=120)
+    return run_cli("plan", *args)
 
 
 def test_plan_json_has_rows_binding_and_launch():

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-# Runs the real CLI with `speed` registered, whether or not cli.COMMANDS lists it yet.
-LAUNCH = "import sys, vramplan.cli as c; c.COMMANDS = tuple(dict.fromkeys((*c.COMMANDS, 'speed'))); " \
-         "sys.exit(c.main(sys.argv[1:]))"
+from conftest import run_cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LAUNCH, "speed", *args], capture_output=True, text=True, timeout=60)
+    return run_cli("speed", *args)
 
 
 def test_inference_json_has_the_speed_object():
