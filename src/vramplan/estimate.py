@@ -13,7 +13,15 @@ from vramplan import __version__
 from vramplan.dtypes import parse_weights
 from vramplan.errors import ScenarioError
 from vramplan.hardware.gpus import GPU, get_gpu
-from vramplan.memory.engines import CUDA_CONTEXT_HIGH, CUDA_CONTEXT_LOW, EngineProfile, engine_profile
+from vramplan.memory.engines import (
+    CUDA_CONTEXT_HIGH,
+    CUDA_CONTEXT_LOW,
+    CUDA_GRAPH_BYTES,
+    CUDA_GRAPH_HIGH,
+    CUDA_GRAPH_LOW,
+    EngineProfile,
+    engine_profile,
+)
 from vramplan.memory.placement import Placement, split_layers
 from vramplan.memory.terms import ALLOCATED, DEVICE, HOST, RESERVED, Term
 from vramplan.models.resolve import resolve_model
@@ -23,7 +31,7 @@ from vramplan.scenario import Scenario
 ORDER = ("weights", "weights_quantized", "weights_16bit", "weights_extra", "weights_untied_lm_head",
          "offload_buffer", "gradients", "master_weights", "optimizer_states", "optimizer_step", "lora_adapters",
          "kv_cache", "kv_cache_pool", "kv_cache_reserve", "activations", "logits", "gathered_params",
-         "comm_buffers", "workspace", "allocator_reserve", "cuda_context")
+         "comm_buffers", "workspace", "allocator_reserve", "cuda_context", "cuda_graphs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,12 +72,19 @@ def _placement(r: Resolved) -> Placement:
 
 
 def _context_term(gpu: GPU, engine: EngineProfile) -> list[Term]:
-    """The device's runtime overhead outside the allocator: the CUDA context (not on CPU / Apple unified memory)."""
+    """The device's runtime overheads outside the allocator: the CUDA context and, for engines that capture them,
+    CUDA-graph pools (none on CPU / Apple unified memory)."""
     if gpu.kind not in ("gpu", "custom"):
         return []
-    return [Term("cuda_context", engine.context_bytes, "CUDA context + kernel images (nvidia-smi only)",
-                 "ollama discover/gpu.go 457 MiB; fitcheck T4 133-147 MiB; eager loading ~1.3 GiB",
-                 DEVICE, 0, CUDA_CONTEXT_LOW, CUDA_CONTEXT_HIGH)]
+    out = [Term("cuda_context", engine.context_bytes, "CUDA context + kernel images (nvidia-smi only)",
+                "ollama discover/gpu.go 457 MiB; fitcheck T4 133-147 MiB; eager loading ~1.3 GiB",
+                DEVICE, 0, CUDA_CONTEXT_LOW, CUDA_CONTEXT_HIGH)]
+    if engine.cuda_graphs:
+        out.append(Term("cuda_graphs", CUDA_GRAPH_BYTES, "decode CUDA-graph pools (captured after the KV pool)",
+                        "vllm PR #11349 log 0.21 GiB (1B); 'CUDA graphs can take additional 1~3 GiB memory per "
+                        "GPU' (vllm v0.5); sglang #8538: vLLM 1.40 GiB for Llama-4-Maverick", DEVICE, 0,
+                        CUDA_GRAPH_LOW, CUDA_GRAPH_HIGH))
+    return out
 
 
 def device_terms(r: Resolved) -> list[list[Term]]:

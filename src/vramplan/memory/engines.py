@@ -36,6 +36,13 @@ FRAGMENTATION_FLOOR = 0.07
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 VLLM_BLOCK_TOKENS = 16
 VLLM_MAX_NUM_SEQS = 256
+# CUDA-graph pools captured after the KV pool is sized (outside gpu_memory_utilization before v0.21): logged
+# "Graph capturing finished …, took 0.21 GiB" for Llama-3.2-1B (vllm PR #11349), "Estimated CUDA graph memory:
+# 0.36 GiB total" (gpustack/runner PR #251 log, v0.27), 1.40 GiB for Llama-4-Maverick (sgl-project/sglang #8538),
+# and vLLM's own warning "CUDA graphs can take additional 1~3 GiB memory per GPU" (v0.5 model_runner.py).
+CUDA_GRAPH_BYTES = 512 * MIB
+CUDA_GRAPH_LOW = 200 * MIB
+CUDA_GRAPH_HIGH = 3 * 1024 * MIB
 VLLM_MIN_BATCHED_TOKENS = 2048
 # SGLang --mem-fraction-static default for a single 80 GB-class GPU (sglang server_args.py
 # _handle_gpu_memory_settings, ~0.88 on H100/A100-80GB); its token pool takes what is left, page size 1.
@@ -62,6 +69,7 @@ class EngineProfile:
     offloaded_kv_on_gpu: bool = True  # KV of CPU-offloaded layers stays on the GPU (accelerate hooks)
     torch_allocator: bool = True  # reserved > allocated through PyTorch's caching allocator
     context_bytes: int = CUDA_CONTEXT_BYTES
+    cuda_graphs: bool = False  # captures decode CUDA graphs (their private pools sit beside the KV pool)
     workspace_bytes: int = CUBLAS_WORKSPACE_BYTES
     pool_fraction: float | None = None  # preallocates this fraction of the card; the KV pool takes what is left
     block_tokens: int = 1  # paged KV: the cache grows in blocks of this many tokens
@@ -84,7 +92,8 @@ _HF = "transformers v4.56 generation/utils.py (logits_to_keep=1 in prefill; next
 # AWQ/GPTQ checkpoints and --kv-cache-dtype fp8 (engine-args docs); llama.cpp/ollama load GGUF types, keep blocks in
 # host memory with -ngl and offer --cache-type-k/v q8_0; transformers loads BitsAndBytesConfig int8/nf4 and offloads
 # with accelerate device_map; ExLlamaV2 loads GPTQ/EXL2; FSDP-based frameworks name their sharding "fsdp".
-_SERVING = dict(tensor_parallel=True, quantized_weights=("fp8", "awq-int4", "gptq-int4"), kv_8bit="fp8")
+_SERVING = dict(tensor_parallel=True, quantized_weights=("fp8", "awq-int4", "gptq-int4"), kv_8bit="fp8",
+                cuda_graphs=True)
 _GGML = dict(quantized_weights=("gguf-Q8_0", "gguf-Q4_K_M"), kv_8bit="q8_0", layer_offload=True)
 
 ENGINES: dict[str, EngineProfile] = {
