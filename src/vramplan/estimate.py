@@ -55,6 +55,9 @@ def resolve(s: Scenario, *, allow_hub: bool = False) -> Resolved:
     if s.offload_layers > spec.num_layers:
         raise ScenarioError("offload_layers", s.offload_layers,
                             message=f"model has {spec.num_layers} layers; offload_layers must be ≤ {spec.num_layers}")
+    if s.offload_experts and (spec.moe is None or s.task == "training"):
+        raise ScenarioError("offload_experts", True, message=f"{spec.name} has no routed experts to offload"
+                            if spec.moe is None else "expert offload is an inference setting (llama.cpp -ot)")
     filled = dataclasses.replace(s, weights=weights, compute_dtype=compute,
                                  attention=s.attention or engine.default_attention)
     return Resolved(filled, spec, gpus, engine)

@@ -103,6 +103,7 @@ class Scenario:
     epochs: float = 1
     price_per_gpu_hour: float | None = None
     engine_version: str | None = None  # extension: build date of the engine, YYYY-MM (speed calibration era)
+    offload_experts: bool = False  # extension: MoE routed experts in host RAM (llama.cpp -ot exps=CPU, --cpu-moe)
 
     @property
     def num_devices(self) -> int:
@@ -279,7 +280,7 @@ def _parse(data: dict[str, Any]) -> Scenario:  # noqa: C901 - one flat check per
     if isinstance(ac, str) and ac.lower() in ("true", "false", "full"):
         ac = ac.lower() in ("true", "full")
     out["activation_checkpointing"] = _choice(errors, "activation_checkpointing", ac, CHECKPOINTING)
-    for name in ("activation_offload", "optimizer_in_backward", "chunked_loss"):
+    for name in ("activation_offload", "optimizer_in_backward", "chunked_loss", "offload_experts"):
         out[name] = _bool(errors, name, get(name, False))
     out["parallel"] = _parse_parallel(errors, get("parallel", {}))
     if get("samples") is not None:

@@ -120,3 +120,19 @@ def test_seed_003_gptq_70b_on_a6000():
     est = estimate(r["scenario"])
     assert est["peak"]["device_bytes"] == pytest.approx(34485 * 2**20, rel=0.10)
     assert est["fits"]
+
+
+def test_offload_experts_moves_exactly_the_routed_experts_to_host():
+    """Mixtral-8x7B fp16: 32 layers × 8 experts × (w1, w2, w3 of 4096 × 14336) × 2 B leave the GPU for host RAM."""
+    experts = 32 * 8 * 3 * 4096 * 14336 * 2
+    kw = {"model": "mixtral-8x7b", "weights": "fp16", "engine": "llama.cpp"}
+    on_gpu, off = estimate(kw), estimate({**kw, "offload_experts": True})
+    assert off["host_bytes"] == experts
+    assert _weights(on_gpu) - _weights(off) == experts
+
+
+def test_offload_experts_is_refused_for_dense_models():
+    from vramplan.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="offload_experts"):
+        estimate({"model": "llama-2-7b", "offload_experts": True})

@@ -32,6 +32,14 @@ def test_llama_cpp_command_offloads_the_rest_and_splits_evenly():
     assert args[args.index("--cache-type-k") + 1] == "q8_0"
 
 
+def test_llama_cpp_command_keeps_routed_experts_on_the_cpu_when_offloaded():
+    s = estimate({"model": "qwen3-30b-a3b", "engine": "llama.cpp", "weights": "gguf-Q4_K_M",
+                  "offload_experts": True})["scenario"]
+    assert "--cpu-moe" in shlex.split(launch.llama_cpp_command(s, "m.gguf", num_layers=48))
+    plain = estimate({"model": "qwen3-30b-a3b", "engine": "llama.cpp", "weights": "gguf-Q4_K_M"})["scenario"]
+    assert "--cpu-moe" not in shlex.split(launch.llama_cpp_command(plain, "m.gguf", num_layers=48))
+
+
 def test_bitsandbytes_config_for_nf4_double_quant():
     cfg = launch.bitsandbytes_config("nf4-dq", "bf16")
     assert cfg == {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,

@@ -169,3 +169,13 @@ def test_tensor_parallel_adds_communication_and_uses_aggregate_bandwidth():
     tp4 = speed({**base, "gpus": 4, "parallel": {"tp": 4}})["decode"]
     assert tp4["ms_per_token"] < tp2["ms_per_token"]
     assert next(b for b in tp4["breakdown"] if b["name"] == "tp_comm")["seconds"] > 0
+
+
+def test_offloaded_experts_add_a_host_term_and_never_speed_up_decode():
+    from vramplan.speed import speed
+
+    kw = {"model": "qwen3-30b-a3b", "engine": "llama.cpp", "weights": "gguf-Q4_K_M", "gpu": "RTX-4090"}
+    gpu_only, host = speed(kw), speed({**kw, "offload_experts": True})
+    offload = {t["name"]: t["seconds"] for t in host["decode"]["breakdown"]}["offload"]
+    assert offload > 0
+    assert host["decode"]["ms_per_token"] > gpu_only["decode"]["ms_per_token"]

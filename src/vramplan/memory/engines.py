@@ -82,6 +82,7 @@ class EngineProfile:
     quantized_weights: tuple[str, ...] = ("int8", "nf4")  # formats it loads, least harmful first
     kv_8bit: str = "int8"  # its 8-bit KV cache option
     layer_offload: bool = False  # can keep blocks in host memory (accelerate device_map, llama.cpp -ngl)
+    expert_offload: bool = False  # can keep MoE routed experts in host RAM and run them on the CPU (--cpu-moe)
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -94,7 +95,8 @@ _HF = "transformers v4.56 generation/utils.py (logits_to_keep=1 in prefill; next
 # with accelerate device_map; ExLlamaV2 loads GPTQ/EXL2; FSDP-based frameworks name their sharding "fsdp".
 _SERVING = dict(tensor_parallel=True, quantized_weights=("fp8", "awq-int4", "gptq-int4"), kv_8bit="fp8",
                 cuda_graphs=True)
-_GGML = dict(quantized_weights=("gguf-Q8_0", "gguf-Q4_K_M"), kv_8bit="q8_0", layer_offload=True)
+_GGML = dict(quantized_weights=("gguf-Q8_0", "gguf-Q4_K_M"), kv_8bit="q8_0", layer_offload=True,
+             expert_offload=True)
 
 ENGINES: dict[str, EngineProfile] = {
     "transformers": EngineProfile("transformers", layer_offload=True, sources={"kv_cache": _HF, "logits": _HF,

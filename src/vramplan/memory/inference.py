@@ -13,7 +13,7 @@ from vramplan.dtypes import DENSE_BYTES, KV_BYTES, WeightLayout, group_bytes, is
 from vramplan.memory.engines import FRAGMENTATION, FRAGMENTATION_FLOOR, FRAGMENTATION_HIGH, EngineProfile
 from vramplan.memory.placement import Placement, group_share
 from vramplan.memory.terms import ALLOCATED, HOST, RESERVED, Term
-from vramplan.models.spec import ModelSpec
+from vramplan.models.spec import EXPERT, ModelSpec
 from vramplan.scenario import Scenario
 from vramplan.units import ceil_div
 
@@ -28,14 +28,18 @@ GATED_MLP_LIVE = 3
 PLAIN_MLP_LIVE = 2
 
 
-def weight_terms(spec: ModelSpec, layout: WeightLayout, placement: Placement, device: int) -> list[Term]:
-    """Weights held on `device`: quantized block Linears and, separately, tensors the format keeps 16-bit.
+def weight_terms(spec: ModelSpec, layout: WeightLayout, placement: Placement, device: int, *,
+                 offload_experts: bool) -> list[Term]:
+    """Weights held on `device`: quantized block Linears and, separately, tensors the format keeps 16-bit
+    (routed experts stay in host RAM when `offload_experts`: see `expert_bytes`).
 
     Formula: Σ over tensors of its bytes in the storage format × the device's share of that tensor.
     Source:  dtypes.py layouts; shares per placement.py (accelerate device_map / tensor parallel).
     """
     low = high = 0.0
     for g in spec.groups:
+        if offload_experts and g.role == EXPERT:
+            continue
         share = group_share(g, spec, placement, device)
         if share:
             b = group_bytes(layout, g) * share
@@ -56,6 +60,14 @@ def weight_terms(spec: ModelSpec, layout: WeightLayout, placement: Placement, de
         out.append(Term("weights_extra", extra, f"{spec.extra_params} params × {layout.dense_bytes} B "
                         f"({spec.extra_params_note})", spec.extra_params_note or "catalog"))
     return out
+
+
+def expert_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
+    """Bytes of every routed-expert tensor (what llama.cpp `-ot "exps=CPU"` / `--cpu-moe` keeps in host RAM).
+
+    Source: llama.cpp common/arg.cpp --cpu-moe (override-tensor "\\.ffn_(up|down|gate)_exps" = CPU).
+    """
+    return sum(group_bytes(layout, g) for g in spec.groups if g.role == EXPERT)
 
 
 def kv_bytes_per_token_layer(spec: ModelSpec, kv_dtype: str, *, latent: bool) -> Fraction:
@@ -186,10 +198,12 @@ def _moment(spec: ModelSpec, s: Scenario, engine: EngineProfile, placement: Plac
 
 
 def _offload_terms(spec: ModelSpec, layout: WeightLayout, engine: EngineProfile, placement: Placement,
-                   weights: list[Term], *, kv: dict, ctx: int) -> list[Term]:
-    """Device 0's staging buffer for offloaded blocks, and the host RAM those blocks (and their KV) take."""
+                   weights: list[Term], *, kv: dict, ctx: int, offload_experts: bool) -> list[Term]:
+    """Device 0's staging buffer for offloaded blocks, and the host RAM those blocks (and their KV) take (routed
+    experts are counted once, in `offloaded_experts`, when they are offloaded on their own)."""
     out = []
-    per_layer_all = sum(group_bytes(layout, g) for g in spec.groups if g.per_layer) / spec.num_layers
+    per_layer_all = sum(group_bytes(layout, g) for g in spec.groups
+                        if g.per_layer and not (offload_experts and g.role == EXPERT)) / spec.num_layers
     if engine.torch_allocator and placement.layers[0]:
         per_layer = sum(t.bytes for t in weights) // placement.layers[0]
         out.append(Term("offload_buffer", per_layer, "one offloaded block's weights moved in for its forward",
@@ -236,14 +250,19 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                   capped_window=engine.sliding_window_cache, tp=placement.tp)
         kv_b, act_b, kv_final, act_formula, kv_tokens = _moment(spec, s, engine, placement, d, act=act, kv=kv,
                                                                 ctx=ctx)
-        weights = weight_terms(spec, layout, placement, d)
+        weights = weight_terms(spec, layout, placement, d, offload_experts=s.offload_experts)
         if spec.tie_word_embeddings and not engine.ties_embeddings and d == placement.num_devices - 1:
             weights.append(Term("weights_untied_lm_head", spec.vocab_size * spec.hidden_size * layout.dense_bytes,
                                 f"vocab × hidden × {layout.dense_bytes} B: the engine keeps lm_head apart from the "
                                 "tied embedding", engine.sources.get("lm_head", engine.name)))
         terms = list(weights)
         if d == 0 and placement.cpu_layers:
-            terms += _offload_terms(spec, layout, engine, placement, weights, kv=kv, ctx=ctx)
+            terms += _offload_terms(spec, layout, engine, placement, weights, kv=kv, ctx=ctx,
+                                    offload_experts=s.offload_experts)
+        if d == 0 and s.offload_experts:
+            terms.append(Term("offloaded_experts", expert_bytes(spec, layout), "routed experts × storage bytes in "
+                              "host RAM (the CPU runs them)", "llama.cpp common/arg.cpp --cpu-moe / -ot exps=CPU",
+                              HOST))
         terms.append(Term("kv_cache", kv_b,
                           f"{layers} layers × B={s.batch_size} × T={kv_tokens} × {kv_dtype} "
                           + ("latent (kv_lora_rank+rope)" if spec.mla and engine.mla_latent_cache else

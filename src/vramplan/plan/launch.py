@@ -63,6 +63,8 @@ def llama_cpp_command(s: dict[str, Any], model_file: str, *, num_layers: int) ->
     kv = LLAMA_CPP_KV.get(s["kv_cache"])
     if kv:
         args += ["--cache-type-k", kv, "--cache-type-v", kv]
+    if s.get("offload_experts"):
+        args.append("--cpu-moe")  # llama.cpp common/arg.cpp: routed experts (ffn_*_exps) stay in host RAM
     return shlex.join(args)
 
 

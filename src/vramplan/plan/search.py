@@ -157,6 +157,9 @@ def inference_levers(s: dict[str, Any]) -> list[Lever]:
     out.append(Lever("smaller batch", 5, "fewer sequences served at once: lower aggregate tokens/s",
                      _solved(fit.max_batch_size, "batch_size", partial=True),
                      lambda s: f"batch {s['batch_size']}", "batch_size", 1))
+    if engine.expert_offload:  # rejected by the estimator (and skipped) for models without routed experts
+        out.append(Lever("offload experts", 5, "routed experts run on the CPU: decode bound by host memory bandwidth "
+                         "over the active experts' bytes (llama.cpp --cpu-moe)", _set(offload_experts=True)))
     if engine.layer_offload:
         out.append(Lever("offload layers", 6, "offloaded blocks run from host memory: decode slows by roughly their "
                          "bytes / PCIe bandwidth", _solved(fit.max_layers_on_gpu, "offload_layers"),

@@ -85,17 +85,18 @@ def decode_parts(r: Resolved) -> DecodeParts:
     kv_dtype = s.compute_dtype if s.kv_cache == "auto" else s.kv_cache
     latent = r.engine.mla_latent_cache
     weights = rl.weight_read_bytes(spec, layout)
+    experts_on_host = rl.weight_read_bytes(spec, layout, experts_only=True) if s.offload_experts else 0
     kv = rl.kv_read_bytes(spec, batch_size=s.batch_size, context_tokens=ctx, kv_dtype=kv_dtype, latent=latent, tp=1)
     stages = r.gpus[::tp] if tp > 1 else r.gpus
     place = split_layers(spec.num_layers, [g.capacity_bytes for g in stages], s.offload_layers)
-    per_layer = (weights + kv) / spec.num_layers
+    per_layer = (weights - experts_on_host + kv) / spec.num_layers
     memory_x = sum(per_layer * n / tp / _bandwidth(g) for g, n in zip(stages, place.layers, strict=True))
     offload = 0.0
-    if place.cpu_layers:
+    if place.cpu_layers or experts_on_host:
         gpu = r.gpus[0]
         unified = gpu.kind != "gpu"  # Apple / CPU: the "host" is the same memory
         host_bw = _bandwidth(gpu) if unified else cal.link(gpu, "host").bytes_per_s
-        offloaded = per_layer * place.cpu_layers
+        offloaded = per_layer * place.cpu_layers + experts_on_host
         if cal.calibration()["offload"].get(cal.family(s.engine)) == "host":  # the CPU runs these layers (llama.cpp)
             cpu_fit, _ = cal.lookup("decode", cal.class_key(cal.family(s.engine), "cpu", s.engine_version))
             offload = offloaded / (cpu_fit.law.eta * host_bw)
@@ -140,7 +141,7 @@ def _decode(r: Resolved, warnings: list[str]) -> tuple[dict[str, Any], cal.Fit]:
                          {"name": "compute", "seconds": compute_s, "formula": "2·N_active·batch / (eta_c·peak)"},
                          {"name": "overhead_t0", "seconds": fit.law.t0_s, "formula": "per-token launch/sync floor"},
                          {"name": "tp_comm", "seconds": p.comm_s, "formula": "2·L all-reduces of B·hidden"},
-                         {"name": "offload", "seconds": p.offload_s, "formula": "offloaded layers' bytes / host BW"}]}
+                         {"name": "offload", "seconds": p.offload_s, "formula": "offloaded layers' (and experts') bytes / host BW"}]}
     return out, fit
 
 

@@ -17,9 +17,10 @@ from vramplan.memory.inference import kv_cache_bytes
 from vramplan.models.spec import EMBEDDING, EXPERT, ModelSpec
 
 
-def weight_read_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
+def weight_read_bytes(spec: ModelSpec, layout: WeightLayout, *, experts_only: bool = False) -> int:
     """Weight bytes one decode step reads (per sequence batch): every tensor except the input embedding table,
     of which only the token's rows are gathered; routed experts count experts_per_token / num_experts.
+    `experts_only`: just the routed experts' share (what a CPU reads when they are offloaded).
 
     Formula: Σ_groups bytes(group) × active share, embeddings excluded.
     Source:  dtypes.py layouts (GGUF: models/gguf_mix.py per-tensor types); active experts arXiv:2401.04088 §2.1.
@@ -27,7 +28,7 @@ def weight_read_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
     """
     total = 0.0
     for g in spec.groups:
-        if g.role == EMBEDDING and not spec.tie_word_embeddings:
+        if (g.role == EMBEDDING and not spec.tie_word_embeddings) or (experts_only and g.role != EXPERT):
             continue
         b = group_bytes(layout, g)
         if g.role == EXPERT and spec.moe is not None:
