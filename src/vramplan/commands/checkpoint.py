@@ -12,10 +12,16 @@ OPTIMIZERS_HELP = "adamw, adamw-fused, adamw-8bit, paged-adamw, paged-adamw-8bit
                   "lion, galore-adamw-8bit"
 
 
+EXAMPLES = """examples:
+  vramplan checkpoint llama-2-70b
+  vramplan checkpoint llama-3.1-8b --optimizer adamw-8bit --precision bf16-true --json"""
+
+
 def register(subparsers) -> None:
     """Add the `checkpoint` parser (no heavy imports here)."""
     p = subparsers.add_parser("checkpoint", help="checkpoint sizes: weights per dtype, full training checkpoint",
-                              description=cmd_checkpoint.__doc__)
+                              description=cmd_checkpoint.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="catalog name, HF id, local model dir or config.json")
     p.add_argument("--optimizer", default="adamw", metavar="VALUE", help=OPTIMIZERS_HELP)
     p.add_argument("--precision", default="bf16-mixed", metavar="VALUE",

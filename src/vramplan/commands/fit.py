@@ -13,12 +13,20 @@ SOLVERS = {"batch": "max_batch_size", "context": "max_context_tokens", "gpus": "
            "layers": "max_layers_on_gpu"}
 
 
+EXAMPLES = """examples:
+  vramplan fit llama-2-13b --gpu RTX-4090                 # exit 0 fits, 1 does not
+  vramplan fit llama-3.1-8b --gpu RTX-4090 --max batch --prompt-tokens 4096
+  vramplan fit llama-2-70b --task training --seq-len 4096 --activation-checkpointing true --max gpus
+  vramplan fit llama-2-70b --weights gguf-Q4_K_M --engine llama.cpp --gpu RTX-4090 --max layers"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `fit` parser (no heavy imports here)."""
     from vramplan.cli import add_scenario_flags
 
     p = subparsers.add_parser("fit", help="does it fit; the largest batch/context, fewest GPUs, most layers on GPU",
-                              description=cmd_fit.__doc__)
+                              description=cmd_fit.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_flags(p)
     p.add_argument("--max", choices=tuple(SOLVERS), help="solve for this value (gpus: the fewest) by bisection")
     p.add_argument("--json", action="store_true", help="print {fits, solved, value, estimate} as one JSON object")

@@ -18,10 +18,15 @@ NO_CUDA = ("CUDA is needed for real figures: vramplan measure runs the model on 
 JOB_TIMEOUT_S = 1800
 
 
+EXAMPLES = """examples:
+  vramplan measure benchmarks/measure_batch.jsonl --out measured.jsonl   # needs CUDA + [measure]"""
+
+
 def register(subparsers) -> None:
     """Add the `measure` parser and set its `func`."""
     p = subparsers.add_parser("measure", help="measure true peaks on this GPU (random weights, no download)",
-                              description=run.__doc__)
+                              description=run.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario_file", type=Path, metavar="SCENARIO_FILE",
                    help='JSON job or JSONL of jobs: {"id": ..., "scenario": {...}, "steps": N}')
     p.add_argument("--out", type=Path, metavar="rows.jsonl", help="append the rows here (default: stdout)")

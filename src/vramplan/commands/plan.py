@@ -10,13 +10,19 @@ import argparse
 import json
 from typing import Any
 
+EXAMPLES = """examples:
+  vramplan plan llama-65b --gpus RTX-3090,RTX-3090,RTX-3090,RTX-3090
+  vramplan plan llama-2-70b --gpu RTX-4090 --engine llama.cpp
+  vramplan plan llama-3.1-70b-instruct --task training --method lora --rent --price-per-gpu-hour 2.5"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `plan` parser (no heavy imports here)."""
     from vramplan.cli import add_scenario_flags
 
     p = subparsers.add_parser("plan", help="what to change so it fits (ranked levers), launch settings, what to rent",
-                              description=cmd_plan.__doc__)
+                              description=cmd_plan.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_flags(p)
     p.add_argument("--json", action="store_true", help="print the plan (or --rent grid) as one JSON object")
     p.add_argument("--rent", action="store_true", help="search GPU type × count × weights × parallelism × "

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+EXAMPLES = """examples:
+  vramplan speed llama-2-7b --weights gguf-Q4_K_M --engine llama.cpp --gpu RTX-4090
+  vramplan speed llama-7b --weights gguf-Q4_0 --engine llama.cpp --gpu M2-Max --engine-version 2023-06
+  vramplan speed llama-2-70b --task training --gpus 32 --strategy zero3 --seq-len 4096 --samples 120000"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `speed` parser (no heavy imports here)."""
     from vramplan.cli import add_scenario_flags
 
     p = subparsers.add_parser("speed", help="tokens/s, TTFT, training step time and cost",
-                              description=cmd_speed.__doc__)
+                              description=cmd_speed.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_flags(p)
     p.add_argument("--json", action="store_true", help="print the SCENARIO.md Speed object (nothing else)")
     p.add_argument("--hub", action="store_true", help="allow reading the model config from the Hugging Face hub")

@@ -16,10 +16,17 @@ KIND_CHOICES = ("inference", "training")
 PROGRESS_MIN_ROWS = 20
 
 
+EXAMPLES = """examples:
+  vramplan validate                              # every published row, score.py's errors
+  vramplan validate --kind training --markdown docs/accuracy.md --plot docs/accuracy.png
+  vramplan validate --speed --json"""
+
+
 def register(subparsers) -> None:
     """Add the `validate` parser and set its `func`."""
     p = subparsers.add_parser("validate", help="accuracy against published measurements",
-                              description=run.__doc__)
+                              description=run.__doc__,
+                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="measured rows (JSONL, measured_public format; default: the packaged "
                    "public set; with --speed: speed_public format)")
     p.add_argument("--kind", choices=KIND_CHOICES, help="score only one kind of row")

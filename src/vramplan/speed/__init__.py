@@ -141,7 +141,8 @@ def _decode(r: Resolved, warnings: list[str]) -> tuple[dict[str, Any], cal.Fit]:
                          {"name": "compute", "seconds": compute_s, "formula": "2·N_active·batch / (eta_c·peak)"},
                          {"name": "overhead_t0", "seconds": fit.law.t0_s, "formula": "per-token launch/sync floor"},
                          {"name": "tp_comm", "seconds": p.comm_s, "formula": "2·L all-reduces of B·hidden"},
-                         {"name": "offload", "seconds": p.offload_s, "formula": "offloaded layers' (and experts') bytes / host BW"}]}
+                         {"name": "offload", "seconds": p.offload_s,
+                          "formula": "offloaded layers' (and experts') bytes / host BW"}]}
     return out, fit
 
 
