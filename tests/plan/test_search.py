@@ -96,10 +96,13 @@ def test_rent_covers_over_ten_thousand_configurations_and_returns_minimal_counts
                                                c["option"], c["gpu"], smaller[-1]))["fits"]
 
 
-def test_rent_uses_the_given_price_over_the_table():
-    out = rent.rent({"model": "llama-2-7b", "price_per_gpu_hour": 1.0}, top=3)
-    assert out["price_source"] == "price_per_gpu_hour"
-    assert all(c["usd_per_hour"] == c["count"] * 1.0 for c in out["configs"])
+def test_rent_uses_the_given_price_for_the_scenarios_gpu_and_the_table_for_the_others():
+    out = rent.rent({"model": "llama-2-7b", "gpu": "A100-80GB", "price_per_gpu_hour": 0.01}, top=3)
+    assert out["price_source"].startswith("price_per_gpu_hour for A100-80GB")
+    top = out["configs"][0]  # a cent an hour undercuts every table price
+    assert top["gpu"] == "A100-80GB" and top["usd_per_hour"] == top["count"] * 0.01
+    table = rent.price_table()
+    assert all(c["usd_per_hour"] == c["count"] * table[c["gpu"]] for c in out["configs"] if c["gpu"] != "A100-80GB")
 
 
 def test_price_table_rows_name_catalog_gpus():

@@ -102,6 +102,19 @@ def _print_plan(out: dict[str, Any]) -> None:
                   highlight=False, markup=False)
 
 
+def _option_text(option: dict[str, Any]) -> str:
+    """`weights nf4 · zero3 · checkpointing true`: the grid option in words."""
+    parts = []
+    for key, value in option.items():
+        if key == "parallel":
+            parts.append(value.get("strategy", "none"))
+        elif key == "activation_checkpointing":
+            parts.append(f"checkpointing {str(value).lower()}")
+        else:
+            parts.append(f"{key} {value}")
+    return " · ".join(parts) or "as given"
+
+
 def _print_rent(out: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -112,5 +125,5 @@ def _print_rent(out: dict[str, Any]) -> None:
         t.add_column(col, justify="right" if col in ("GPUs", "device GiB", "$/h") else "left")
     for c in out["configs"]:
         price = "" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:.2f}"
-        t.add_row(str(c["count"]), c["gpu"], json.dumps(c["option"]), _gib(c["device_bytes"]), price)
+        t.add_row(str(c["count"]), c["gpu"], _option_text(c["option"]), _gib(c["device_bytes"]), price)
     Console(soft_wrap=False).print(t)

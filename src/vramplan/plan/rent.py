@@ -22,7 +22,7 @@ from typing import Any
 
 from vramplan.errors import VramplanError
 from vramplan.estimate import HOST, Resolved, estimate, resolve, terms_for
-from vramplan.hardware.gpus import GPU, list_gpus
+from vramplan.hardware.gpus import GPU, get_gpu, list_gpus
 from vramplan.memory.engines import engine_profile
 from vramplan.plan.fit import first_true, with_gpu_count
 from vramplan.scenario import Scenario
@@ -114,28 +114,31 @@ def _allowed(gpu: GPU, option: dict[str, Any]) -> bool:
     return option.get("weights") != "fp8" or bool(gpu.tflops.get("fp8"))
 
 
-def _price(gpu: GPU, given: float | None) -> float | None:
-    return given if given is not None else price_table().get(gpu.name)
+def _price(gpu: GPU, given: float | None, own: str) -> float | None:
+    """$/GPU-hour: the user's `price_per_gpu_hour` for the scenario's own GPU, the price table for the others."""
+    return given if given is not None and gpu.name == own else price_table().get(gpu.name)
 
 
 def rent(scenario: dict[str, Any], *, top: int = 10, gpus: list[GPU] | None = None) -> dict[str, Any]:
     """The cheapest fitting configurations of the grid. `covered` counts every grid point whose fit is decided
     (evaluated, or implied by monotonicity in the GPU count); `evaluations` counts term totals actually computed."""
     grid, gpus = _Grid(scenario), gpus if gpus is not None else rentable_gpus()
-    opts, given = options(scenario), scenario.get("price_per_gpu_hour")
+    validated = Scenario.from_dict(scenario)
+    opts, given, own = options(scenario), validated.price_per_gpu_hour, get_gpu(validated.gpu).name
     found, seen = [], set()
     for (i, option), gpu in itertools.product(enumerate(opts), gpus):
         n = grid.min_count(gpu, i, option) if _allowed(gpu, option) else None
         key = n and repr(sorted(configure(scenario, option, gpu.name, n).items()))
         if n is not None and key not in seen:
             seen.add(key)
-            price = _price(gpu, given)
+            price = _price(gpu, given, own)
             found.append({"gpu": gpu.name, "count": n, "option": option, "usd_per_hour": price and price * n,
                           "total_capacity_bytes": gpu.usable_bytes * n})
     found.sort(key=lambda c: (c["usd_per_hour"] is None, c["usd_per_hour"] or 0, c["total_capacity_bytes"]))
     best = [_verified(scenario, c) for c in found[:top]]
     return {"configs": best, "covered": len(gpus) * len(COUNTS) * len(opts), "evaluations": grid.evaluations,
-            "fitting": len(found), "price_source": "price_per_gpu_hour" if given is not None else str(PRICES.name)}
+            "fitting": len(found), "price_source": f"price_per_gpu_hour for {own}, {PRICES.name} for the others"
+            if given is not None else str(PRICES.name)}
 
 
 def _verified(base: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
