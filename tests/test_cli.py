@@ -32,9 +32,10 @@ def test_estimate_json_is_the_contract_object_only():
     assert sum(t["bytes"] for t in est["breakdown"]) == est["peak"]["device_bytes"]
 
 
-def test_estimate_table_shows_gib_and_fit():
+def test_estimate_table_shows_gib_fit_and_a_speed_line():
     r = run("estimate", "llama-2-7b")
     assert r.returncode == 0 and "GiB" in r.stdout and "fits: yes" in r.stdout
+    assert "speed: decode" in r.stdout and "tokens/s" in r.stdout
 
 
 def test_does_not_fit_exits_1():

@@ -194,8 +194,19 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return fail(e)
     from vramplan.report import print_estimate
 
-    emit(est, as_json=args.json, render=lambda: print_estimate(est, wide=args.wide))
+    emit(est, as_json=args.json, render=lambda: print_estimate(est, wide=args.wide, speed=_speed_or_none(est)))
     return 0 if est["fits"] else 1
+
+
+def _speed_or_none(est: dict[str, Any]) -> dict[str, Any] | None:
+    """The speed of the estimated scenario for the human table's speed line; None when it cannot be timed."""
+    from vramplan.errors import VramplanError
+    from vramplan.speed import speed
+
+    try:
+        return speed(est["scenario"])
+    except VramplanError:
+        return None
 
 
 def emit(result: dict[str, Any], *, as_json: bool, render: Any) -> None:

@@ -31,7 +31,21 @@ def _title(est: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def print_estimate(est: dict[str, Any], *, wide: bool = False) -> None:
+def speed_line(sp: dict[str, Any]) -> str:
+    """One line of `vramplan speed` for the estimate table: decode and TTFT, or the training step."""
+    if "training" in sp:
+        t = sp["training"]
+        return (f"speed: {t['step_s']:.2f} s/step ({t['range_s']['low']:.2f}–{t['range_s']['high']:.2f}) · "
+                f"{t['tokens_per_s']:,.0f} tokens/s · MFU {t['mfu']:.0%} · {t['bound']} bound")
+    d, out = sp["decode"], []
+    out.append(f"speed: decode {d['tokens_per_s']:.1f} tokens/s ({d['ms_per_token']:.1f} ms/token, "
+               f"{d['range_ms']['low']:.1f}–{d['range_ms']['high']:.1f}) · {d['bound']} bound")
+    if sp.get("prefill"):
+        out.append(f"TTFT {sp['prefill']['ttft_s']:.2f} s")
+    return " · ".join(out)
+
+
+def print_estimate(est: dict[str, Any], *, wide: bool = False, speed: dict[str, Any] | None = None) -> None:
     """The breakdown of the busiest device: terms in flow order, GiB, share, and (wide) formula and source."""
     from rich.table import Table
 
@@ -69,6 +83,10 @@ def print_estimate(est: dict[str, Any], *, wide: bool = False) -> None:
                        fmt_gib(d["device_bytes"]), fmt_gib(d["capacity_bytes"]),
                        "yes" if d["fits"] else "[red]no[/]")
         con.print(dt)
+    if speed:
+        caveat = " · uncalibrated engine: other engines' fit, likely optimistic" if speed.get(
+            "warnings") else ""
+        con.print(speed_line(speed) + caveat + " (vramplan speed for details)", highlight=False)
     if "serving" in est:
         sv = est["serving"]
         con.print(f"KV pool: {fmt_gib(sv['kv_pool_bytes'])} GiB = {sv['kv_pool_tokens']:,} tokens · maximum "
