@@ -30,7 +30,7 @@ exit codes: 0 ok, 1 estimated but does not fit (or a batch line failed), 2 bad i
 
 # More subcommands: module `vramplan.commands.<name>` with `register(subparsers)` that only adds its parser (no heavy
 # imports at registration) and sets `func`.
-COMMANDS: tuple[str, ...] = ("checkpoint", "fit", "plan", "speed", "validate", "measure")
+COMMANDS: tuple[str, ...] = ("checkpoint", "fit", "plan", "speed", "validate", "measure", "serve")
 
 # Scenario fields given as nested objects get dotted sub-flags too (--lora-rank, --tp …).
 SUB_FLAGS = {"lora_rank": ("lora", "rank", int), "lora_alpha": ("lora", "alpha", float),

@@ -9,9 +9,7 @@ import argparse
 import json
 from typing import Any
 
-SOLVERS = {"batch": "max_batch_size", "context": "max_context_tokens", "gpus": "min_gpus",
-           "layers": "max_layers_on_gpu"}
-
+from vramplan.plan.answers import SOLVERS, fit_answer
 
 EXAMPLES = """examples:
   vramplan fit llama-2-13b --gpu RTX-4090                 # exit 0 fits, 1 does not
@@ -33,19 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_fit)
 
 
-def solve(scenario: dict[str, Any], what: str | None) -> dict[str, Any]:
-    """The fit answer: the estimate as given, or the solver's value and the estimate at it."""
-    from vramplan.estimate import estimate
-    from vramplan.plan import fit
-
-    if what is None:
-        est = estimate(scenario)
-        return {"fits": est["fits"], "solved": None, "value": None, "estimate": est}
-    sol = getattr(fit, SOLVERS[what])(scenario)
-    return {"fits": sol.value is not None and sol.estimate["fits"], "solved": sol.field, "value": sol.value,
-            "evaluations": sol.evaluations, "estimate": sol.estimate}
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     """Does the scenario fit on its GPUs? With --max, bisect for the largest batch / context or layers on GPU, or the
     fewest GPUs, that fit. Prints the answer and the headroom; exit 0 fits, 1 does not fit."""
@@ -56,7 +41,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         items, batch = scenarios_from_args(args)
         if batch or not isinstance(items[0], dict):
             raise ScenarioError("scenario", str(args.scenario), message="fit takes one scenario (JSON/YAML)")
-        out = solve(items[0], args.max)
+        out = fit_answer(items[0], args.max)
     except (VramplanError, json.JSONDecodeError) as e:
         return fail(e)
     emit({**out, "warnings": out["estimate"]["warnings"]}, as_json=args.json, render=lambda: _print(out))

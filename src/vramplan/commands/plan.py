@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from vramplan.plan.answers import plan_answer
+
 EXAMPLES = """examples:
   vramplan plan llama-65b --gpus RTX-3090,RTX-3090,RTX-3090,RTX-3090
   vramplan plan llama-2-70b --gpu RTX-4090 --engine llama.cpp
@@ -31,25 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plan)
 
 
-def build(scenario: dict[str, Any], *, rent: bool, top: int) -> dict[str, Any]:
-    """The plan of one scenario (levers + launch settings for the chosen row), or the --rent grid result."""
-    from vramplan.estimate import estimate, resolve
-    from vramplan.plan.launch import launch_settings
-    from vramplan.scenario import Scenario
-
-    if rent:
-        from vramplan.plan.rent import rent as rent_grid
-
-        out = rent_grid(scenario, top=top)
-        return {**out, "fits": any(c["fits"] for c in out["configs"]), "warnings": []}
-    from vramplan.plan.search import plan
-
-    out = plan(scenario)
-    chosen = out["rows"][out["chosen"]]["scenario"]
-    layers = resolve(Scenario.from_dict(chosen)).spec.num_layers
-    return {**out, "fits": out["solved"], "launch": launch_settings(estimate(chosen), num_layers=layers)}
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     """What to change so the scenario fits: levers ranked by harm, combined cumulatively (change, device GiB, Δ vs
     previous, tokens/s, fits), the binding constraint, then launch settings for the chosen row. --rent searches the
@@ -61,7 +44,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         items, batch = scenarios_from_args(args)
         if batch or not isinstance(items[0], dict):
             raise ScenarioError("scenario", str(args.scenario), message="plan takes one scenario (JSON/YAML)")
-        out = build(items[0], rent=args.rent, top=args.top)
+        out = plan_answer(items[0], rent=args.rent, top=args.top)
     except (VramplanError, json.JSONDecodeError) as e:
         return fail(e)
     emit(out, as_json=args.json, render=lambda: _print_rent(out) if args.rent else _print_plan(out))

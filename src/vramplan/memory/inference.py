@@ -197,16 +197,15 @@ def _moment(spec: ModelSpec, s: Scenario, engine: EngineProfile, placement: Plac
             "decode: max(one layer's K/V during cache concat, one token's logits)", s.context_tokens)
 
 
-def _offload_terms(spec: ModelSpec, layout: WeightLayout, engine: EngineProfile, placement: Placement,
-                   weights: list[Term], *, kv: dict, ctx: int, offload_experts: bool) -> list[Term]:
+def _offload_terms(spec: ModelSpec, layout: WeightLayout, engine: EngineProfile, placement: Placement, *,
+                   kv: dict, ctx: int, offload_experts: bool) -> list[Term]:
     """Device 0's staging buffer for offloaded blocks, and the host RAM those blocks (and their KV) take (routed
     experts are counted once, in `offloaded_experts`, when they are offloaded on their own)."""
     out = []
     per_layer_all = sum(group_bytes(layout, g) for g in spec.groups
                         if g.per_layer and not (offload_experts and g.role == EXPERT)) / spec.num_layers
     if engine.torch_allocator and placement.layers[0]:
-        per_layer = sum(t.bytes for t in weights) // placement.layers[0]
-        out.append(Term("offload_buffer", per_layer, "one offloaded block's weights moved in for its forward",
+        out.append(Term("offload_buffer", int(per_layer_all), "one offloaded block's weights moved in for its forward",
                         "accelerate hooks.py AlignDevicesHook (offload to CPU, execution on GPU)"))
     out.append(Term("offloaded_weights", int(per_layer_all * placement.cpu_layers),
                     f"{placement.cpu_layers} blocks × block bytes in host RAM",
@@ -257,7 +256,7 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                                 "tied embedding", engine.sources.get("lm_head", engine.name)))
         terms = list(weights)
         if d == 0 and placement.cpu_layers:
-            terms += _offload_terms(spec, layout, engine, placement, weights, kv=kv, ctx=ctx,
+            terms += _offload_terms(spec, layout, engine, placement, kv=kv, ctx=ctx,
                                     offload_experts=s.offload_experts)
         if d == 0 and s.offload_experts:
             terms.append(Term("offloaded_experts", expert_bytes(spec, layout), "routed experts × storage bytes in "
