@@ -32,6 +32,22 @@ def test_scenario_rejects_bad_integers(field, value):
         Scenario.from_dict({"model": "x", field: value})
 
 
+@pytest.mark.parametrize("field", ["batch_size", "prompt_tokens", "seq_len", "samples"])
+def test_scenario_rejects_integers_beyond_a_json_number(field):
+    with pytest.raises(ScenarioError, match=field):  # 1e300 used to overflow float arithmetic in the estimate
+        Scenario.from_dict({"model": "x", field: 1e300})
+    with pytest.raises(ScenarioError, match=field):
+        Scenario.from_dict({"model": "x", field: 2**53 + 1})
+
+
+def test_scenario_rejects_more_gpus_than_the_largest_published_cluster():
+    from vramplan.scenario import MAX_GPUS
+
+    assert Scenario.from_dict({"model": "x", "gpus": MAX_GPUS}).gpus == MAX_GPUS
+    with pytest.raises(ScenarioError, match="gpus"):  # 2**53 GPUs used to exhaust memory building per-device lists
+        Scenario.from_dict({"model": "x", "gpus": MAX_GPUS + 1})
+
+
 def test_scenario_rejects_int3_weights():
     with pytest.raises(ScenarioError, match="weights") as e:
         Scenario.from_dict({"model": "x", "weights": "int3"})

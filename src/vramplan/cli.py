@@ -123,6 +123,27 @@ def add_scenario_flags(p: argparse.ArgumentParser) -> None:
                        help=f"{parent}.{key}")
 
 
+def add_scenario_command(subparsers: argparse._SubParsersAction, name: str, *, help: str, func: Any,
+                         examples: str) -> argparse.ArgumentParser:
+    """A subcommand over one scenario (`fit`, `plan`, `speed`): MODEL and every scenario flag; `func`'s docstring is
+    its description."""
+    p = subparsers.add_parser(name, help=help, description=func.__doc__, epilog=examples,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scenario_flags(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def one_scenario(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The single scenario of the command line; a .jsonl batch is a ScenarioError naming `command`."""
+    from vramplan.errors import ScenarioError
+
+    items, batch = scenarios_from_args(args)
+    if batch or not isinstance(items[0], dict):
+        raise ScenarioError("scenario", str(args.scenario), message=f"{command} takes one scenario (JSON/YAML)")
+    return items[0]
+
+
 def scenario_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Flags the user gave -> scenario mapping (strings; Scenario.from_dict validates and converts)."""
     from dataclasses import fields

@@ -129,6 +129,12 @@ def _totals(terms: list[Term]) -> dict[str, int]:
     return {"allocated_bytes": alloc, "reserved_bytes": reserved, "device_bytes": device}
 
 
+def peak_device_bytes(r: Resolved) -> int:
+    """The busiest device's device bytes, as `estimate(...)["peak"]["device_bytes"]` reports them, without building
+    the rest of the estimate (the fast path of grid searches: plan/rent.py)."""
+    return max(_totals(terms)["device_bytes"] for terms in {id(t): t for t in device_terms(r)}.values())
+
+
 def _serving(r: Resolved, terms: list[Term], capacity: int) -> dict[str, Any]:
     """Extension for preallocating engines (vLLM, SGLang): KV pool and maximum concurrency as the engine logs them."""
     from vramplan.memory.serving import serving_summary

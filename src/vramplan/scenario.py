@@ -138,6 +138,14 @@ class Scenario:
 _FIELD_NAMES = tuple(f.name for f in fields(Scenario))
 
 
+# IEEE 754 binary64 holds integers exactly up to 2^53 (53-bit significand), the limit of a JSON number (RFC 8259 §6);
+# larger counts would also overflow the float arithmetic of the memory formulas.
+MAX_INT = 1 << 53
+# The largest published training run: Llama 3 405B on 16,384 H100s (arXiv:2407.21783 §3.3.1); the estimate builds one
+# term list per device, so far larger counts only exhaust memory.
+MAX_GPUS = 16384
+
+
 def _int(errors: list, name: str, value: Any, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -149,6 +157,9 @@ def _int(errors: list, name: str, value: Any, minimum: int) -> int | None:
             return None
     if value < minimum:
         errors.append(ScenarioError(name, value, message=f"must be an integer ≥ {minimum}, got {value}"))
+        return None
+    if value > MAX_INT:
+        errors.append(ScenarioError(name, value, message=f"must be an integer ≤ 2^53, got {value:.3g}"))
         return None
     return value
 
@@ -237,7 +248,11 @@ def _parse_gpus(errors: list, value: Any) -> int | tuple[str, ...] | None:
         errors.append(ScenarioError("gpus", value, message="expected an integer ≥ 1 or a list of GPU names "
                                                            "without empty entries"))
         return None
-    return _int(errors, "gpus", value, 1)
+    n = _int(errors, "gpus", value, 1)
+    if n is not None and n > MAX_GPUS:
+        errors.append(ScenarioError("gpus", value, message=f"must be ≤ {MAX_GPUS} (one term list per device), got {n}"))
+        return None
+    return n
 
 
 def _parse(data: dict[str, Any]) -> Scenario:  # noqa: C901 - one flat check per field

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
+
+import pytest
 
 from conftest import run_cli
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return run_cli("plan", *args)
-
-
 def test_plan_json_has_rows_binding_and_launch():
-    p = run("llama-65b", "--gpu", "RTX-3090", "--gpus", "4", "--json")
+    p = run_cli("plan", "llama-65b", "--gpu", "RTX-3090", "--gpus", "4", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert {"scenario", "binding", "rows", "chosen", "alternatives", "launch", "fits"} <= set(out)
@@ -22,14 +19,14 @@ def test_plan_json_has_rows_binding_and_launch():
 
 
 def test_plan_human_table_then_launch_settings():
-    p = run("llama-2-70b", "--gpu", "RTX-4090", "--engine", "llama.cpp")
+    p = run_cli("plan", "llama-2-70b", "--gpu", "RTX-4090", "--engine", "llama.cpp")
     assert p.returncode == 0, p.stderr
     assert "binding constraint: weights" in p.stdout
     assert p.stdout.index("levers, cumulative") < p.stdout.index("llama-server -m")
 
 
 def test_rent_json_lists_fitting_configs():
-    p = run("llama-2-13b", "--rent", "--top", "3", "--json")
+    p = run_cli("plan", "llama-2-13b", "--rent", "--top", "3", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert len(out["configs"]) == 3 and all(c["fits"] for c in out["configs"])
@@ -37,5 +34,11 @@ def test_rent_json_lists_fitting_configs():
 
 
 def test_model_not_found_exits_3():
-    p = run("no-such-model-xyz")
+    p = run_cli("plan", "no-such-model-xyz")
     assert p.returncode == 3, p.stderr
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_rent_top_below_1_exits_2_naming_top(top):
+    p = run_cli("plan", "llama-2-7b", "--rent", "--top", top)
+    assert p.returncode == 2 and p.stderr.startswith("error: top:")

@@ -27,6 +27,12 @@ def test_serve_without_the_web_extra_exits_2_naming_it(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == 'error: serve: needs the web extra: pip install "vramplan[web]"'
 
 
+@pytest.mark.parametrize("port", ["-1", "99999999"])
+def test_serve_rejects_a_port_outside_16_bits_before_uvicorn(port, capsys):
+    assert serve.cmd_serve(parse("--port", port)) == 2  # 99999999 used to end in a uvicorn OverflowError traceback
+    assert capsys.readouterr().err.startswith("error: port:")
+
+
 def test_serve_runs_the_app_on_the_given_address(monkeypatch):
     uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed")
     calls = []

@@ -108,6 +108,29 @@ def test_body_that_is_not_an_object_is_400(client):
     assert r.status_code == 400 and "error" in r.json()
 
 
+def test_malformed_json_is_400_naming_the_body(client):
+    r = client.post("/api/estimate", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["field"] == "body" and err["message"].startswith("malformed JSON")
+
+
+def test_unknown_api_path_is_404_in_the_error_shape(client):
+    r = client.get("/api/no-such-endpoint")
+    assert r.status_code == 404 and r.json()["error"]["field"] == "path"
+
+
+def test_huge_batch_size_is_400_not_a_server_error(client):
+    r = client.post("/api/estimate", json={**SCENARIO, "batch_size": 1e300})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "batch_size"
+
+
+@pytest.mark.parametrize("field,value", [("engine", "no-such-engine"), ("parallel", 5)])
+def test_fit_max_gpus_rejects_a_bad_field_with_400(client, field, value):
+    r = client.post("/api/fit", json={"scenario": {**SCENARIO, field: value}, "max": "gpus"})
+    assert r.status_code == 400 and r.json()["error"]["field"].startswith(field)
+
+
 def test_page_and_its_assets_are_served_without_external_urls(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="scenario"' in page.text

@@ -6,7 +6,6 @@ Exit 0 when the scenario (or, with --max, the solved scenario) fits, 1 when it d
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from vramplan.plan.answers import SOLVERS, fit_answer
@@ -20,29 +19,23 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `fit` parser (no heavy imports here)."""
-    from vramplan.cli import add_scenario_flags
+    from vramplan.cli import add_scenario_command
 
-    p = subparsers.add_parser("fit", help="does it fit; the largest batch/context, fewest GPUs, most layers on GPU",
-                              description=cmd_fit.__doc__,
-                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_scenario_flags(p)
+    p = add_scenario_command(subparsers, "fit", help="does it fit; the largest batch/context, fewest GPUs, most "
+                             "layers on GPU", func=cmd_fit, examples=EXAMPLES)
     p.add_argument("--max", choices=tuple(SOLVERS), help="solve for this value (gpus: the fewest) by bisection")
     p.add_argument("--json", action="store_true", help="print {fits, solved, value, estimate} as one JSON object")
-    p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Does the scenario fit on its GPUs? With --max, bisect for the largest batch / context or layers on GPU, or the
     fewest GPUs, that fit. Prints the answer and the headroom; exit 0 fits, 1 does not fit."""
-    from vramplan.cli import emit, fail, scenarios_from_args
-    from vramplan.errors import ScenarioError, VramplanError
+    from vramplan.cli import emit, fail, one_scenario
+    from vramplan.errors import VramplanError
 
     try:
-        items, batch = scenarios_from_args(args)
-        if batch or not isinstance(items[0], dict):
-            raise ScenarioError("scenario", str(args.scenario), message="fit takes one scenario (JSON/YAML)")
-        out = fit_answer(items[0], args.max)
-    except (VramplanError, json.JSONDecodeError) as e:
+        out = fit_answer(one_scenario(args, "fit"), args.max)
+    except VramplanError as e:
         return fail(e)
     emit({**out, "warnings": out["estimate"]["warnings"]}, as_json=args.json, render=lambda: _print(out))
     return 0 if out["fits"] else 1

@@ -20,32 +20,26 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `plan` parser (no heavy imports here)."""
-    from vramplan.cli import add_scenario_flags
+    from vramplan.cli import add_scenario_command
 
-    p = subparsers.add_parser("plan", help="what to change so it fits (ranked levers), launch settings, what to rent",
-                              description=cmd_plan.__doc__,
-                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_scenario_flags(p)
+    p = add_scenario_command(subparsers, "plan", help="what to change so it fits (ranked levers), launch settings, "
+                             "what to rent", func=cmd_plan, examples=EXAMPLES)
     p.add_argument("--json", action="store_true", help="print the plan (or --rent grid) as one JSON object")
     p.add_argument("--rent", action="store_true", help="search GPU type × count × weights × parallelism × "
                    "checkpointing for the cheapest fitting hardware")
     p.add_argument("--top", type=int, default=10, help="--rent: how many configurations to list")
-    p.set_defaults(func=cmd_plan)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """What to change so the scenario fits: levers ranked by harm, combined cumulatively (change, device GiB, Δ vs
     previous, tokens/s, fits), the binding constraint, then launch settings for the chosen row. --rent searches the
     hardware grid instead."""
-    from vramplan.cli import emit, fail, scenarios_from_args
-    from vramplan.errors import ScenarioError, VramplanError
+    from vramplan.cli import emit, fail, one_scenario
+    from vramplan.errors import VramplanError
 
     try:
-        items, batch = scenarios_from_args(args)
-        if batch or not isinstance(items[0], dict):
-            raise ScenarioError("scenario", str(args.scenario), message="plan takes one scenario (JSON/YAML)")
-        out = plan_answer(items[0], rent=args.rent, top=args.top)
-    except (VramplanError, json.JSONDecodeError) as e:
+        out = plan_answer(one_scenario(args, "plan"), rent=args.rent, top=args.top)
+    except VramplanError as e:
         return fail(e)
     emit(out, as_json=args.json, render=lambda: _print_rent(out) if args.rent else _print_plan(out))
     return 0 if out["fits"] else 1
@@ -82,7 +76,7 @@ def _print_plan(out: dict[str, Any]) -> None:
     con.print("launch settings (chosen row):", style="bold")
     for name, setting in out["launch"].items():
         con.print(f"{name}: " + (setting if isinstance(setting, str) else json.dumps(setting, indent=2)),
-                  highlight=False, markup=False)
+                  highlight=False, markup=False, soft_wrap=True)  # a wrapped command line would not paste
 
 
 def _option_text(option: dict[str, Any]) -> str:
@@ -102,11 +96,13 @@ def _print_rent(out: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"cheapest fitting hardware ({out['covered']} configurations covered, {out['evaluations']} "
-                    f"evaluated; prices: {out['price_source']})", title_justify="left")
+    con = Console(soft_wrap=False)
+    con.print(f"cheapest fitting hardware ({out['covered']} configurations covered, {out['evaluations']} evaluated; "
+              f"prices: {out['price_source']})", highlight=False, soft_wrap=True)  # a title never wraps to the table
+    t = Table()
     for col in ("GPUs", "gpu", "option", "device GiB", "$/h"):
         t.add_column(col, justify="right" if col in ("GPUs", "device GiB", "$/h") else "left")
     for c in out["configs"]:
         price = "" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:.2f}"
         t.add_row(str(c["count"]), c["gpu"], _option_text(c["option"]), _gib(c["device_bytes"]), price)
-    Console(soft_wrap=False).print(t)
+    con.print(t)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+MAX_PORT = 65535  # TCP port numbers are 16-bit (RFC 793 §3.1)
+
 EXAMPLES = """examples:
   vramplan serve                      # http://127.0.0.1:8000/ (page), /api/estimate, /docs (OpenAPI)
   vramplan serve --host 0.0.0.0 --port 9000"""
@@ -23,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the JSON API (/api/estimate, /api/speed, /api/fit, /api/plan, /api/models, /api/gpus, /api/health) and
     the offline page at / with uvicorn. The hub is never asked: models come from the catalog or local paths."""
+    if not 0 <= args.port <= MAX_PORT:
+        print(f"error: port: must be 0–{MAX_PORT}, got {args.port}", file=sys.stderr)
+        return 2
     try:
         import fastapi  # noqa: F401  (checked here so a missing extra is told apart from a bug in vramplan.web)
         import uvicorn

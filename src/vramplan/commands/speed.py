@@ -13,28 +13,22 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `speed` parser (no heavy imports here)."""
-    from vramplan.cli import add_scenario_flags
+    from vramplan.cli import add_scenario_command
 
-    p = subparsers.add_parser("speed", help="tokens/s, TTFT, training step time and cost",
-                              description=cmd_speed.__doc__,
-                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_scenario_flags(p)
+    p = add_scenario_command(subparsers, "speed", help="tokens/s, TTFT, training step time and cost", func=cmd_speed,
+                             examples=EXAMPLES)
     p.add_argument("--json", action="store_true", help="print the SCENARIO.md Speed object (nothing else)")
     p.add_argument("--hub", action="store_true", help="allow reading the model config from the Hugging Face hub")
-    p.set_defaults(func=cmd_speed)
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
     """Roofline speed of one scenario: decode ms/token and tokens/s, TTFT, or training step time, MFU and cost."""
-    from vramplan.cli import emit, fail, scenarios_from_args
-    from vramplan.errors import ScenarioError, VramplanError
+    from vramplan.cli import emit, fail, one_scenario
+    from vramplan.errors import VramplanError
     from vramplan.speed import speed
 
     try:
-        items, batch = scenarios_from_args(args)
-        if batch or not isinstance(items[0], dict):
-            raise ScenarioError("scenario", str(args.scenario), message="speed takes one scenario (JSON/YAML)")
-        out = speed(items[0], allow_hub=args.hub)
+        out = speed(one_scenario(args, "speed"), allow_hub=args.hub)
     except VramplanError as e:
         return fail(e)
     emit(out, as_json=args.json, render=lambda: _print(out))
@@ -65,7 +59,7 @@ def _print(out: dict[str, Any]) -> None:
         table.add_row("MFU", f"{t['mfu']:.1%}", "")
         table.add_row("collectives (s/step)", f"{t['comm_s']:.2f}", t["bound"] + " bound")
         for key, label, fmt in (("total_s", "total time (h)", 1 / 3600), ("gpu_hours", "GPU-hours", 1),
-                                ("cost", "cost", 1)):
+                                ("cost", "cost (price × GPU-hours)", 1)):
             if key in t:
                 table.add_row(label, f"{t[key] * fmt:.1f}", "")
     else:

@@ -12,10 +12,12 @@ def fit_answer(scenario: dict[str, Any], what: str | None) -> dict[str, Any]:
     """The fit answer: the estimate as given, or the solver's value and the estimate at it."""
     from vramplan.estimate import estimate
     from vramplan.plan import fit
+    from vramplan.scenario import Scenario
 
     if what is None:
         est = estimate(scenario)
         return {"fits": est["fits"], "solved": None, "value": None, "estimate": est}
+    Scenario.from_dict(scenario)  # every bad field reported together, before a solver reads any of them
     sol = getattr(fit, SOLVERS[what])(scenario)
     return {"fits": sol.value is not None and sol.estimate["fits"], "solved": sol.field, "value": sol.value,
             "evaluations": sol.evaluations, "estimate": sol.estimate}
@@ -23,11 +25,14 @@ def fit_answer(scenario: dict[str, Any], what: str | None) -> dict[str, Any]:
 
 def plan_answer(scenario: dict[str, Any], *, rent: bool, top: int) -> dict[str, Any]:
     """The plan of one scenario (levers + launch settings for the chosen row), or the --rent grid result."""
+    from vramplan.errors import ScenarioError
     from vramplan.estimate import estimate, resolve
     from vramplan.plan.launch import launch_settings
     from vramplan.scenario import Scenario
 
     if rent:
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ScenarioError("top", top, message=f"must be an integer ≥ 1, got {top!r}")
         from vramplan.plan.rent import rent as rent_grid
 
         out = rent_grid(scenario, top=top)

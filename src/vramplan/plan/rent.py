@@ -4,8 +4,9 @@ For every option (weights or method, parallel strategy, checkpointing) and every
 found by bisection over the counts: memory per device never grows with more devices, so every count above the answer
 fits and every count below does not, and each configuration of the grid is covered. Device bytes of a homogeneous box
 depend on the GPU only through its memory class (kind, compute dtype, and capacity for engines that preallocate a
-fraction of the card), so each class is resolved once and its terms are totalled once per (option, count) through the
-estimator's own `resolve` / `terms_for`; tests/plan/test_search.py checks the class shortcut against `estimate()`.
+fraction of the card), so each class is resolved once and its device bytes are totalled once per (option, count) through
+the estimator's own `resolve` / `peak_device_bytes`; tests/plan/test_search.py checks the class shortcut against
+`estimate()`.
 The winners are re-checked with the full `estimate()` and ranked by price per hour (`price_per_gpu_hour`, else
 prices.csv), GPUs with no known price after them by total memory.
 """
@@ -16,12 +17,11 @@ import csv
 import dataclasses
 import functools
 import itertools
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from vramplan.errors import VramplanError
-from vramplan.estimate import HOST, Resolved, estimate, resolve, terms_for
+from vramplan.estimate import estimate, peak_device_bytes, resolve
 from vramplan.hardware.gpus import GPU, get_gpu, list_gpus
 from vramplan.memory.engines import engine_profile
 from vramplan.plan.fit import first_true, with_gpu_count
@@ -47,7 +47,7 @@ def options(s: dict[str, Any]) -> list[dict[str, Any]]:
         methods = ({}, {"method": "lora"}, {"method": "qlora", "weights": "nf4-dq"}) if "method" not in s else ({},)
         return [{**m, "parallel": {"strategy": st}, "activation_checkpointing": ck}
                 for m, st, ck in itertools.product(methods, STRATEGIES, CHECKPOINTING)]
-    weights = (s.get("weights"), *engine_profile(s.get("engine", "transformers")).quantized_weights)
+    weights = (s.get("weights"), *engine_profile(s.get("engine", Scenario.engine)).quantized_weights)
     return [{"weights": w} for w in dict.fromkeys(weights) if w]
 
 
@@ -67,15 +67,6 @@ def configure(base: dict[str, Any], option: dict[str, Any], gpu: str, count: int
     return with_gpu_count(s, count)
 
 
-def _peak_bytes(r: Resolved) -> int:
-    """Busiest device's device bytes: the estimator's terms totalled per device (host terms excluded)."""
-    per_device: dict[int, int] = defaultdict(int)
-    for t in terms_for(r):
-        if t.level != HOST:
-            per_device[t.device] += t.bytes
-    return max(per_device.values())
-
-
 class _Grid:
     """Memoised peak bytes per (memory class, option, count) for one base scenario."""
 
@@ -90,7 +81,7 @@ class _Grid:
             self.evaluations += 1
             try:
                 r = resolve(Scenario.from_dict(configure(self.base, option, gpu.name, count)))
-                self.peaks[key] = _peak_bytes(dataclasses.replace(r, gpus=(gpu,) * count))
+                self.peaks[key] = peak_device_bytes(dataclasses.replace(r, gpus=(gpu,) * count))
             except VramplanError:
                 self.peaks[key] = None
         return self.peaks[key]

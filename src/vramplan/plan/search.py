@@ -18,6 +18,7 @@ from vramplan.errors import VramplanError
 from vramplan.estimate import estimate
 from vramplan.memory.engines import engine_profile
 from vramplan.plan import fit
+from vramplan.scenario import Scenario
 
 Change = Callable[[dict[str, Any]], dict[str, Any] | None]
 WEIGHT_COST = {
@@ -147,7 +148,7 @@ def training_levers(s: dict[str, Any]) -> list[Lever]:
 
 def inference_levers(s: dict[str, Any]) -> list[Lever]:
     """Inference levers for the scenario's engine, least harmful first."""
-    engine = engine_profile(s.get("engine", "transformers"))
+    engine = engine_profile(s.get("engine", Scenario.engine))
     kv = engine.kv_8bit
     out = [Lever(f"KV cache {kv}", 1, "8-bit KV: no published ppl figure for this engine; halves KV bytes",
                  _set(kv_cache=kv))]

@@ -46,20 +46,3 @@ def write_baseline(summaries: dict[str, dict[str, Any]], path: Path | None = Non
     p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return p
 
-
-def regressions(summaries: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]]) -> list[str]:
-    """One message per kind whose median error grew by more than MEDIAN_TOLERANCE or whose inside-range fraction
-    dropped, compared with the baseline."""
-    out = []
-    for kind, base in baseline.items():
-        cur = summaries.get(kind)
-        if cur is None:
-            out.append(f"{kind}: in the baseline but no rows were scored")
-            continue
-        if cur["median_abs_error"] > base["median_abs_error"] + MEDIAN_TOLERANCE:
-            out.append(f"{kind}: median abs error {cur['median_abs_error']:.4f} > baseline "
-                       f"{base['median_abs_error']:.4f} + {MEDIAN_TOLERANCE}")
-        if cur["inside_range_fraction"] < base["inside_range_fraction"]:
-            out.append(f"{kind}: inside-range fraction {cur['inside_range_fraction']:.3f} < baseline "
-                       f"{base['inside_range_fraction']:.3f}")
-    return out

@@ -14,6 +14,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vramplan import __version__
 from vramplan.errors import ScenarioError, VramplanError
@@ -43,9 +44,19 @@ async def _vramplan_error(_: Request, err: VramplanError) -> JSONResponse:
 async def _body_error(_: Request, err: RequestValidationError) -> JSONResponse:
     """A body that is not the expected JSON object: 400 in the same shape, naming the first bad location."""
     first = err.errors()[0]
+    if first.get("type") == "json_invalid":  # loc is ("body", character offset): name the body, say what broke
+        detail = first.get("ctx", {}).get("error")
+        return JSONResponse({"error": {"field": "body", "message": f"malformed JSON: {detail}" if detail else
+                                       "malformed JSON"}}, status_code=400)
     field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return JSONResponse({"error": {"field": field, "message": first.get("msg", "bad request body")}},
                         status_code=400)
+
+
+async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    """An unknown path or method: its status in the same `{"error": {field, message}}` shape."""
+    return JSONResponse({"error": {"field": "path", "message": str(err.detail)}}, status_code=err.status_code,
+                        headers=getattr(err, "headers", None))
 
 
 def models() -> list[dict[str, Any]]:
@@ -111,6 +122,7 @@ def create_app() -> FastAPI:
                   description="How much GPU memory an LLM needs, whether it fits, and how fast it runs.")
     app.add_exception_handler(VramplanError, _vramplan_error)
     app.add_exception_handler(RequestValidationError, _body_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.get("/api/health")(health)
     app.get("/api/models")(models)
     app.get("/api/gpus")(gpus)
