@@ -17,6 +17,7 @@ from vramplan.validate.runner import RowResult, summarize_by
 # Rows whose |error| exceeds this are highlighted (yellow) and should carry a note in row_notes.json.
 NOTE_THRESHOLD = 0.15
 GROUP_WIDTH = 48  # terminal only: source names are long; markdown shows them whole
+REPORT_MIN_WIDTH = 140
 SUMMARY_COLUMNS = ("group", "n", "failed", "median |err|", "p90 |err|", "bias", "inside range",
                    "inside metric range")
 
@@ -58,6 +59,8 @@ def print_report(results: list[RowResult], *, title: str) -> None:
     from rich.table import Table
 
     con = Console(soft_wrap=False)
+    if con.width < REPORT_MIN_WIDTH:  # the tables have 8 columns: never squeeze numbers into "…"
+        con = Console(soft_wrap=False, width=REPORT_MIN_WIDTH)
     t = Table(title=title, title_justify="left", header_style="bold")
     for col in ("row", "model", "setup", "metric", "measured GiB", "predicted GiB", "error", "in range"):
         t.add_column(col, justify="right" if col in ("measured GiB", "predicted GiB", "error") else "left",
@@ -75,7 +78,7 @@ def print_report(results: list[RowResult], *, title: str) -> None:
         if col == "group":
             s.add_column(col, no_wrap=True, overflow="ellipsis", max_width=GROUP_WIDTH)
         else:
-            s.add_column(col, justify="right")
+            s.add_column(col, justify="right", no_wrap=True)
     for key in ("kind", "engine", "source"):
         for group, summ in summarize_by(results, key).items():
             s.add_row(*summary_cells(f"{key}: {group or '-'}", summ))
