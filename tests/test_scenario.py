@@ -1,4 +1,8 @@
+import dataclasses
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vramplan.errors import ScenarioError
 from vramplan.scenario import KV_CACHE_DTYPES, Scenario
@@ -95,3 +99,20 @@ def test_heterogeneous_gpu_list_counts_devices():
 def test_to_dict_round_trips():
     s = Scenario.from_dict({"model": "x", "gpus": ["A", "B"], "lora": {"rank": 16, "targets": "all-linear"}})
     assert Scenario.from_dict(s.to_dict()) == s
+
+
+# Any JSON value in any field: a Scenario or a ScenarioError naming a field, never another exception (no traceback
+# can reach a CLI/HTTP user through scenario parsing).
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                  max_size=3), max_leaves=6)
+_FIELDS = [f.name for f in dataclasses.fields(Scenario)] + ["unknown_field"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=6))
+def test_any_json_scenario_parses_or_names_a_bad_field(data):
+    try:
+        Scenario.from_dict({"model": "x", **data})
+    except ScenarioError as e:
+        assert e.field and str(e).startswith(e.field.split(".")[0]) or ";" in str(e)
