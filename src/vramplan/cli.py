@@ -8,6 +8,7 @@ imported inside each command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -246,17 +247,36 @@ def _batch(items: list[Any], hub: bool) -> int:
     from vramplan.estimate import estimate
 
     failed = False
-    for i, it in enumerate(items, 1):
-        try:
-            if isinstance(it, Exception):
-                raise it
-            line: dict[str, Any] = estimate(it, allow_hub=hub)
-        except VramplanError as e:
-            failed = True
-            err = e.to_dict() if hasattr(e, "to_dict") else {"field": getattr(e, "field", ""), "message": str(e)}
-            line = {"error": err, "line": i}
-        sys.stdout.write(json.dumps(line) + "\n")
+    with _progress(len(items)) as advance:
+        for i, it in enumerate(items, 1):
+            try:
+                if isinstance(it, Exception):
+                    raise it
+                line: dict[str, Any] = estimate(it, allow_hub=hub)
+            except VramplanError as e:
+                failed = True
+                err = e.to_dict() if hasattr(e, "to_dict") else {"field": getattr(e, "field", ""), "message": str(e)}
+                line = {"error": err, "line": i}
+            sys.stdout.write(json.dumps(line) + "\n")
+            advance()
     return 1 if failed else 0
+
+
+PROGRESS_MIN_ITEMS = 200  # a batch this long takes long enough (≈0.5 ms a line) to deserve a bar
+
+
+@contextlib.contextmanager
+def _progress(total: int):
+    """A progress bar on stderr for long batches when stderr is a terminal (stdout stays pure JSON lines)."""
+    if total < PROGRESS_MIN_ITEMS or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("estimating", total=total)
+        yield lambda: bar.advance(task)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
