@@ -72,7 +72,7 @@ def test_write_baseline_refuses_other_data(tmp_path):
 
 def test_speed_delegates_to_the_speed_validation():
     out = _validate("--speed", "--json")
-    assert out.returncode in (0, 1), out.stderr
+    assert out.returncode == 0, out.stderr  # every usable published row is predicted
     assert json.loads(out.stdout)["rows"]
 
 

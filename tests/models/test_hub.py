@@ -166,7 +166,7 @@ def test_cli_estimate_with_hub_flag_sizes_the_served_model(hub):
 
     out = subprocess.run([shutil.which("vramplan"), "estimate", REPO, "--hub", "--json"], capture_output=True,
                          text=True)
-    assert out.returncode in (0, 1), out.stderr
+    assert out.returncode == 0, out.stderr  # a tiny model fits the default A100
     est = json.loads(out.stdout)
     assert est["model"]["source"] == "hub" and est["scenario"]["weights"] == "gptq-int4-g128"
     stored = sum(a.nbytes for a in gptq_checkpoint().values())  # every served tensor's bytes, from the arrays

@@ -32,7 +32,7 @@ def test_run_writes_json_markdown_and_plot(tmp_path, capsys):
     md, png = tmp_path / "speed.md", tmp_path / "speed.png"
     rc = run_speed_validation(DATA, plot=png, markdown=md, as_json=True)
     out = json.loads(capsys.readouterr().out)
-    assert rc in (0, 1)
+    assert rc == 0  # every usable published row is predicted
     assert {"rows", "summary"} <= set(out)
     assert md.read_text().startswith("| group |")
     assert png.stat().st_size > 0

@@ -60,6 +60,9 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+FAILED_ABS_ERROR = 1.0  # a row that cannot be predicted is 100% wrong (../shared/tools/score.py)
+
+
 def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Predict every usable row; one result per row with `error` (or `failure` when vramplan raised)."""
     from vramplan.speed import speed
@@ -83,9 +86,12 @@ def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """{"metric": {name: {n, median_abs, p90_abs}}, "backend": {...}} over rows that were predicted."""
+    """{"metric": {name: {n, median_abs, p90_abs}}, "backend": {...}}. A row vramplan could not predict counts as
+    100% error in its metric (as failed rows do in score.py); backends group the predicted rows."""
     groups: dict[str, dict[str, list[float]]] = {"metric": {}, "backend": {}}
     for r in results:
+        if "failure" in r:
+            groups["metric"].setdefault(r["metric"], []).append(FAILED_ABS_ERROR)
         if "error" in r:
             groups["metric"].setdefault(r["metric"], []).append(abs(r["error"]))
             groups["backend"].setdefault(f"{r['metric']} {r['backend']}", []).append(abs(r["error"]))
