@@ -48,7 +48,7 @@ FIELD_HELP = {
     "method": "full | lora | qlora | freeze", "optimizer": "adamw, adamw-fused, adamw-8bit, paged-adamw, "
     "paged-adamw-8bit, adafactor, sgd, sgd-momentum, lion, galore-adamw-8bit",
     "precision": "bf16-mixed | fp16-mixed | bf16-true | fp32", "activation_checkpointing": "false | true | selective",
-    "lora": "JSON {rank, alpha, targets}",
+    "lora": "JSON {rank, alpha, targets}", "tokens": "training dataset size in tokens (instead of samples)",
     "engine_version": "engine build month YYYY-MM (speed calibration era; framework config defaults)",
     "offload_experts": "true: MoE routed experts in host RAM (llama.cpp --cpu-moe)",
     "parallel": "strategy name or JSON {strategy, tp, pp, cpu_offload}",

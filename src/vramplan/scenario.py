@@ -100,6 +100,7 @@ class Scenario:
     gradient_accumulation: int = 1
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     samples: int | None = None
+    tokens: int | None = None  # extension: training dataset size in tokens (instead of samples × seq_len)
     epochs: float = 1
     price_per_gpu_hour: float | None = None
     engine_version: str | None = None  # extension: build date of the engine, YYYY-MM (speed calibration era)
@@ -298,8 +299,9 @@ def _parse(data: dict[str, Any]) -> Scenario:  # noqa: C901 - one flat check per
     for name in ("activation_offload", "optimizer_in_backward", "chunked_loss", "offload_experts"):
         out[name] = _bool(errors, name, get(name, False))
     out["parallel"] = _parse_parallel(errors, get("parallel", {}))
-    if get("samples") is not None:
-        out["samples"] = _int(errors, "samples", get("samples"), 1)
+    for name in ("samples", "tokens"):
+        if get(name) is not None:
+            out[name] = _int(errors, name, get(name), 1)
     out["epochs"] = _number(errors, "epochs", get("epochs", d.epochs), positive=True)
     if get("price_per_gpu_hour") is not None:
         out["price_per_gpu_hour"] = _number(errors, "price_per_gpu_hour", get("price_per_gpu_hour"), positive=False)

@@ -179,3 +179,13 @@ def test_offloaded_experts_add_a_host_term_and_never_speed_up_decode():
     offload = {t["name"]: t["seconds"] for t in host["decode"]["breakdown"]}["offload"]
     assert offload > 0
     assert host["decode"]["ms_per_token"] > gpu_only["decode"]["ms_per_token"]
+
+
+def test_dataset_in_tokens_equals_the_same_dataset_in_samples():
+    from vramplan.speed import speed
+
+    kw = {"model": "llama-2-7b", "task": "training", "seq_len": 2048, "price_per_gpu_hour": 2.0}
+    by_samples = speed({**kw, "samples": 1000})["training"]
+    by_tokens = speed({**kw, "tokens": 1000 * 2048})["training"]
+    assert by_tokens["total_s"] == by_samples["total_s"]
+    assert by_tokens["cost"] == by_tokens["gpu_hours"] * 2.0

@@ -236,8 +236,9 @@ def _training(r: Resolved) -> dict[str, Any]:
                                             "flops_per_token": hw_f},
                                            {"name": "zero3_collectives", "seconds": s.gradient_accumulation * comm},
                                            {"name": "grad_allreduce", "seconds": grad_ar}]}
-    if s.samples is not None:
-        total = s.samples * s.epochs * s.seq_len / tokens * step
+    dataset_tokens = s.tokens if s.tokens is not None else (s.samples * s.seq_len if s.samples is not None else None)
+    if dataset_tokens is not None:
+        total = dataset_tokens * s.epochs / tokens * step
         train.update(total_s=total, gpu_hours=total * n / 3600)
         if s.price_per_gpu_hour is not None:
             train["cost"] = train["gpu_hours"] * s.price_per_gpu_hour
