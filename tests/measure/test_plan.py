@@ -99,3 +99,11 @@ def test_measure_batch_has_at_least_twenty_plannable_jobs_with_unique_ids():
     plans = [plan_job(j) for j in jobs]
     assert len(plans) >= 20 and len({p.id for p in plans}) == len(plans)
     assert {p.scenario["task"] for p in plans} == {"inference", "training"}
+
+
+def test_a_bare_scenario_file_is_one_job(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"model": "qwen2.5-0.5b", "prompt_tokens": 64}')
+    (job,) = load_jobs(path)
+    plan = plan_job(job)
+    assert job["id"] == "scenario-1" and plan.scenario["prompt_tokens"] == 64

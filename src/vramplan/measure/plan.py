@@ -1,8 +1,9 @@
 """Measurement bookkeeping (no torch): scenario file -> what to build and run -> rows in the measured_public format.
 
 A scenario file is JSON (one job) or JSONL (one job per line); a job is `{"id": ..., "scenario": {SCENARIO.md
-fields}, "steps": N}` (`steps`: training steps, default DEFAULT_TRAINING_STEPS). Only what `measure/runner.py` can
-reproduce faithfully on one GPU with Hugging Face transformers is accepted; everything else is rejected by field.
+fields}, "steps": N}` (`steps`: training steps, default DEFAULT_TRAINING_STEPS) or a bare SCENARIO.md scenario.
+Only what `measure/runner.py` can reproduce faithfully on one GPU with Hugging Face transformers is accepted;
+everything else is rejected by field.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def load_jobs(path: Path) -> list[dict[str, Any]]:
         raise ScenarioError("scenario", str(path), message=f"cannot read {path}: {why}") from None
     try:
         if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        return [json.loads(text)]
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            items = [json.loads(text)]
+        return [as_job(item, i) for i, item in enumerate(items, 1)]
     except json.JSONDecodeError as e:
         raise ScenarioError("scenario", str(path), message=f"malformed JSON in {path}: {e.msg}") from None
 
@@ -116,6 +119,13 @@ def _dtypes(s: Scenario, weights: str, compute: str) -> tuple[str, str | None]:
     if s.task == "training" and s.precision in ("bf16-mixed", "fp16-mixed"):
         return TORCH_DTYPES.get(weights, TORCH_DTYPES[compute]), TORCH_DTYPES[compute]
     return TORCH_DTYPES.get(weights, TORCH_DTYPES[compute]), None
+
+
+def as_job(item: Any, index: int) -> Any:
+    """A bare SCENARIO.md scenario (an object with `model`) becomes the job {"id": "scenario-N", "scenario": it}."""
+    if isinstance(item, dict) and "model" in item and "scenario" not in item:
+        return {"id": f"scenario-{index}", "scenario": item}
+    return item
 
 
 def plan_job(job: dict[str, Any]) -> MeasurePlan:
