@@ -78,3 +78,34 @@ def test_cli_gpus_list_and_offload_per_device_bytes_add_up_with_host_bytes():
     placed = sum(t.bytes for t in terms if t.name.startswith("weights") or t.name == "offloaded_weights")
     assert placed == pytest.approx(total_weights, abs=256)
     assert est["host_bytes"] == sum(t.bytes for t in terms if t.level == "host")
+
+
+def test_sglang_preallocates_mem_fraction_static_of_the_card():
+    from vramplan.memory.engines import SGLANG_MEM_FRACTION_STATIC
+
+    est = estimate({"model": "llama-3.1-8b", "engine": "sglang", "gpu": "H100-SXM"})
+    dev = est["devices"][0]
+    outside = sum(t["bytes"] for t in est["breakdown"] if t["name"] == "cuda_graphs")  # captured after the pool
+    assert dev["device_bytes"] - outside == pytest.approx(SGLANG_MEM_FRACTION_STATIC * dev["capacity_bytes"],
+                                                          abs=64 * 2**20)
+
+
+def test_tensorrt_llm_has_no_torch_allocator_terms_and_a_preallocated_cache():
+    est = estimate({"model": "llama-3.1-8b", "engine": "tensorrt-llm", "prompt_tokens": 1000, "new_tokens": 3000})
+    names = {t["name"] for t in est["breakdown"]}
+    assert not names & {"allocator_reserve", "workspace", "kv_cache_reserve"}
+    kv = next(t["bytes"] for t in est["breakdown"] if t["name"] == "kv_cache")
+    assert kv == 2 * 32 * 8 * 128 * (1000 + 3000) * 2  # the whole context, preallocated, bf16
+
+
+def test_ollama_reserves_its_published_per_gpu_minimum():
+    est = estimate({"model": "llama-3.1-8b", "engine": "ollama", "weights": "gguf-Q4_K_M", "gpu": "RTX-4090"})
+    ctx = next(t["bytes"] for t in est["breakdown"] if t["name"] == "cuda_context")
+    assert ctx == 457 * 2**20  # ollama discover/gpu.go: 457 MiB minimum per CUDA GPU
+
+
+def test_exllamav2_cache_is_preallocated_for_the_whole_context_even_at_prefill():
+    est = estimate({"model": "llama-7b", "engine": "exllamav2", "weights": "gptq-int4-g128", "prompt_tokens": 1920,
+                    "new_tokens": 128})
+    kv = next(t["bytes"] for t in est["breakdown"] if t["name"] == "kv_cache")
+    assert kv == 2 * 32 * 32 * 128 * (1920 + 128) * 2
