@@ -28,7 +28,7 @@ from vramplan.models.resolve import resolve_model
 from vramplan.models.spec import ModelSpec
 from vramplan.scenario import Scenario
 
-ORDER = ("weights", "weights_quantized", "weights_16bit", "weights_extra", "weights_untied_lm_head",
+ORDER = ("weights", "weights_quantized", "weights_16bit", "weights_f32", "weights_extra", "weights_untied_lm_head",
          "offload_buffer", "gradients", "master_weights", "optimizer_states", "optimizer_step", "lora_adapters",
          "kv_cache", "kv_cache_pool", "kv_cache_reserve", "activations", "logits", "gathered_params",
          "comm_buffers", "workspace", "allocator_reserve", "cuda_context", "cuda_graphs")

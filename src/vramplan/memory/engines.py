@@ -76,6 +76,7 @@ class EngineProfile:
     max_num_seqs: int = 1  # serving: concurrent sequences in the profile / decode batch
     ggml_compute: bool = False  # ggml graph allocator (one ubatch, f32 activations) instead of torch tensors
     kv_pad_tokens: int = 1  # the KV cache length is padded to a multiple of this
+    kv_auto: str | None = None  # the cache dtype `kv_cache: auto` means (None: the compute dtype)
     # planning data: how the engine splits a model over GPUs and which cheaper formats it loads (plan/ levers)
     tensor_parallel: bool = False  # splits one model by tensor parallelism (--tensor-parallel-size) vs by layers
     sharded_training: str = "zero3"  # the strategy name its multi-GPU training shards model states with
@@ -96,7 +97,7 @@ _HF = "transformers v4.56 generation/utils.py (logits_to_keep=1 in prefill; next
 _SERVING = dict(tensor_parallel=True, quantized_weights=("fp8", "awq-int4", "gptq-int4"), kv_8bit="fp8",
                 cuda_graphs=True)
 _GGML = dict(quantized_weights=("gguf-Q8_0", "gguf-Q4_K_M"), kv_8bit="q8_0", layer_offload=True,
-             expert_offload=True)
+             expert_offload=True, kv_auto="fp16")  # llama.cpp common/common.h: cache_type_k/v default "f16"
 
 ENGINES: dict[str, EngineProfile] = {
     "transformers": EngineProfile("transformers", layer_offload=True, sources={"kv_cache": _HF, "logits": _HF,

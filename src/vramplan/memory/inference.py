@@ -51,7 +51,10 @@ def weight_terms(spec: ModelSpec, layout: WeightLayout, placement: Placement, de
     name = "weights" if not layout.quantized else "weights_quantized"
     out = [Term(name, int(low), f"Σ tensors × {layout.name} bytes (scales/zeros incl.)",
                 f"dtypes.py {layout.name} layout; catalog shapes ({spec.source})")]
-    if layout.quantized and high:
+    if layout.quantized and high and layout.method == "gguf":
+        out.append(Term("weights_f32", int(high), "norms and other 1-D tensors kept F32",
+                        "llama.cpp src/llama-quant.cpp: 1-D tensors are never quantized (models/gguf_mix.py)"))
+    elif layout.quantized and high:
         out.append(Term("weights_16bit", int(high),
                         f"embeddings, lm_head, norms, biases × {layout.dense_bytes} B (not quantized)",
                         "transformers integrations/bitsandbytes.py get_keys_to_not_convert; GPTQ/AWQ quantize "
@@ -240,7 +243,7 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                     placement: Placement) -> list[list[Term]]:
     """The terms of each pipeline stage (one list per entry of `placement.layers`)."""
     act = DENSE_BYTES[s.compute_dtype]
-    kv_dtype = s.compute_dtype if s.kv_cache == "auto" else s.kv_cache
+    kv_dtype = (engine.kv_auto or s.compute_dtype) if s.kv_cache == "auto" else s.kv_cache
     ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
     out: list[list[Term]] = []
     for d in range(placement.num_devices):
