@@ -11,10 +11,15 @@ from typing import Any
 from vramplan.units import fmt_gib
 
 
-def _console():
+CATALOG_MIN_WIDTH = 160  # name, HF id, 5 numbers and a source column
+
+
+def _console(min_width: int = 0):
+    """A rich console; catalog tables ask for a minimum width so a pipe or narrow terminal never squeezes them."""
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    con = Console(soft_wrap=False)
+    return con if con.width >= min_width else Console(soft_wrap=False, width=min_width)
 
 
 def _title(est: dict[str, Any]) -> str:
@@ -117,7 +122,7 @@ def print_models(*, as_json: bool) -> None:
     for r in rows:
         t.add_row(r["name"], r["hf_id"], f"{r['params'] / 1e9:.2f}", f"{r['active_params'] / 1e9:.2f}",
                   str(r["layers"]), str(r["context"]), r["weights"], r["source"][:60])
-    _console().print(t)
+    _console(CATALOG_MIN_WIDTH).print(t)
 
 
 def print_gpus(*, as_json: bool, detect: bool) -> None:
