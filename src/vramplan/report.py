@@ -10,7 +10,6 @@ from typing import Any
 
 from vramplan.units import fmt_gib
 
-
 CATALOG_MIN_WIDTH = 160  # name, HF id, 5 numbers and a source column
 
 
