@@ -154,7 +154,11 @@ function renderSpeed(sp) {
     add("decode tokens/s (aggregate)", d.aggregate_tokens_per_s.toFixed(1));
     if (sp.prefill) add("TTFT (s)", sp.prefill.ttft_s.toFixed(3));
   }
-  speedBox.replaceChildren(el("h2", {}, `speed · ${title(sp.scenario)}`), el("table", { id: "speed-table" }, el("tbody", {}, ...rows)));
+  const notes = sp.warnings.length
+    ? [el("ul", { class: "warnings" }, ...sp.warnings.map((w) => el("li", {}, `warning: ${w}`)))]
+    : [];
+  speedBox.replaceChildren(el("h2", {}, `speed · ${title(sp.scenario)}`),
+    el("table", { id: "speed-table" }, el("tbody", {}, ...rows)), ...notes);
   speedBox.hidden = false;
 }
 
