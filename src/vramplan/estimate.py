@@ -137,14 +137,16 @@ def peak_device_bytes(r: Resolved) -> int:
 
 def _serving(r: Resolved, terms: list[Term], capacity: int) -> dict[str, Any]:
     """Extension for preallocating engines (vLLM, SGLang): KV pool and maximum concurrency as the engine logs them."""
+    from vramplan.dtypes import DENSE_BYTES
+    from vramplan.memory.inference import cache_dtype
     from vramplan.memory.serving import serving_summary
 
     s = r.scenario
     return serving_summary(
-        r.spec, r.engine, total_bytes=capacity, kv_dtype=s.compute_dtype if s.kv_cache == "auto" else s.kv_cache,
+        r.spec, r.engine, total_bytes=capacity, kv_dtype=cache_dtype(s, r.engine),
         weights_bytes=sum(t.bytes for t in terms if t.name.startswith("weights")),
         non_torch_bytes=sum(t.bytes for t in terms if t.name in ("cuda_context", "workspace")),
-        max_model_len=s.context_tokens, act_bytes=2 if s.compute_dtype != "fp32" else 4, attention=s.attention,
+        max_model_len=s.context_tokens, act_bytes=DENSE_BYTES[s.compute_dtype], attention=s.attention,
         tp=s.parallel.tp)
 
 

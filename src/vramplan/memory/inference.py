@@ -73,6 +73,12 @@ def expert_bytes(spec: ModelSpec, layout: WeightLayout) -> int:
     return sum(group_bytes(layout, g) for g in spec.groups if g.role == EXPERT)
 
 
+def cache_dtype(s: Scenario, engine: EngineProfile) -> str:
+    """The KV-cache dtype a scenario runs with: `kv_cache`, or for `auto` the engine's default (llama.cpp f16) or
+    else the compute dtype."""
+    return (engine.kv_auto or s.compute_dtype) if s.kv_cache == "auto" else s.kv_cache
+
+
 def kv_bytes_per_token_layer(spec: ModelSpec, kv_dtype: str, *, latent: bool) -> Fraction:
     """KV bytes one token adds to one attention layer.
 
@@ -243,7 +249,7 @@ def inference_terms(spec: ModelSpec, s: Scenario, layout: WeightLayout, engine: 
                     placement: Placement) -> list[list[Term]]:
     """The terms of each pipeline stage (one list per entry of `placement.layers`)."""
     act = DENSE_BYTES[s.compute_dtype]
-    kv_dtype = (engine.kv_auto or s.compute_dtype) if s.kv_cache == "auto" else s.kv_cache
+    kv_dtype = cache_dtype(s, engine)
     ctx = ceil_div(s.context_tokens, engine.kv_pad_tokens) * engine.kv_pad_tokens
     out: list[list[Term]] = []
     for d in range(placement.num_devices):

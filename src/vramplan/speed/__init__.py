@@ -16,6 +16,7 @@ from vramplan.dtypes import parse_weights
 from vramplan.errors import ScenarioError
 from vramplan.estimate import Resolved, resolve
 from vramplan.hardware.gpus import GPU
+from vramplan.memory.inference import cache_dtype
 from vramplan.memory.placement import split_layers
 from vramplan.memory.training import check_training
 from vramplan.scenario import Scenario
@@ -82,7 +83,7 @@ def decode_parts(r: Resolved) -> DecodeParts:
     layout = parse_weights(s.weights, compute_dtype=s.compute_dtype, spec=spec)
     tp = s.parallel.tp
     ctx = s.prompt_tokens + s.new_tokens // 2
-    kv_dtype = s.compute_dtype if s.kv_cache == "auto" else s.kv_cache
+    kv_dtype = cache_dtype(s, r.engine)
     latent = r.engine.mla_latent_cache
     weights = rl.weight_read_bytes(spec, layout)
     experts_on_host = rl.weight_read_bytes(spec, layout, experts_only=True) if s.offload_experts else 0
