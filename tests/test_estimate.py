@@ -61,11 +61,11 @@ def test_gpus_with_device_map_split_layers_and_add_up():
 
 
 def _terms(est: dict, device: int) -> list[dict]:
-    from vramplan.estimate import resolve, terms_for
+    from vramplan.estimate import device_terms, resolve
     from vramplan.scenario import Scenario
 
     r = resolve(Scenario.from_dict(est["scenario"]))
-    return [t.to_dict() for t in terms_for(r) if t.device == device]
+    return [t.to_dict() for t in device_terms(r)[device]]
 
 
 def test_offload_layers_moves_weights_to_host():

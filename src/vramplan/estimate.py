@@ -117,11 +117,6 @@ def device_terms(r: Resolved) -> list[list[Term]]:
     return out
 
 
-def terms_for(r: Resolved) -> list[Term]:
-    """Every memory term of the scenario, on every device (Term.device set)."""
-    return [t.on(d) for d, terms in enumerate(device_terms(r)) for t in terms]
-
-
 def _totals(terms: list[Term]) -> dict[str, int]:
     alloc = sum(t.bytes for t in terms if t.level == ALLOCATED)
     reserved = alloc + sum(t.bytes for t in terms if t.level == RESERVED)

@@ -18,7 +18,6 @@ DENSE_WEIGHTS = ("fp32", "fp16", "bf16", "fp8", "int8", "nf4", "nf4-dq", "fp4", 
 GGUF_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
               "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M",
               "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "IQ4_NL", "IQ4_XS", "MXFP4")
-GROUP_SUFFIXES = ("-g32", "-g64", "-g128")
 COMPUTE_DTYPES = ("fp32", "fp16", "bf16")
 ENGINES = ("transformers", "vllm", "sglang", "llama.cpp", "ollama", "exllamav2", "tensorrt-llm", "torchtune", "litgpt",
            "deepspeed", "fsdp", "megatron", "generic")

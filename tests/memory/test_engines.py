@@ -64,12 +64,13 @@ def test_cli_gpus_list_and_offload_per_device_bytes_add_up_with_host_bytes():
     assert out.returncode == 0, out.stderr  # 7B Q4_K_M fits three 24 GB cards
     est = json.loads(out.stdout)
     assert len(est["devices"]) == 3
-    from vramplan.estimate import Resolved, resolve, terms_for  # noqa: F401 - same terms as the JSON, on every device
+    from vramplan.estimate import device_terms, resolve  # the terms behind the JSON, on every device
     from vramplan.scenario import Scenario
 
-    terms = terms_for(resolve(Scenario.from_dict({"model": "huggyllama/llama-7b", "engine": "llama.cpp",
-                                                  "weights": "gguf-Q4_K_M", "offload_layers": 4,
-                                                  "gpus": ["RTX-3090", "RTX-3090", "RTX-4090"]})))
+    per_device = device_terms(resolve(Scenario.from_dict({"model": "huggyllama/llama-7b", "engine": "llama.cpp",
+                                                          "weights": "gguf-Q4_K_M", "offload_layers": 4,
+                                                          "gpus": ["RTX-3090", "RTX-3090", "RTX-4090"]})))
+    terms = [t for device in per_device for t in device]
     spec = resolve_model("huggyllama/llama-7b")
     from vramplan.dtypes import group_bytes, parse_weights
 
